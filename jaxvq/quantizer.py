@@ -1,0 +1,97 @@
+"""Vector quantization as pure functions.
+
+The quantizer snaps each input vector z_e to its nearest codebook vector
+z_q = c_k, k = argmin_j ||z_e - c_j||^2. argmin has no gradient, so the
+straight-through estimator hands the decoder z_e + stop_gradient(z_q - z_e):
+its value is z_q, its gradient w.r.t. z_e is the identity.
+
+Shapes: any leading dimensions are allowed. An encoder output of shape
+[16, 8, 8, 64] with a codebook [512, 64] is flattened to [1024, 64], compared
+with all 512 codes, and the results are reshaped back: `quantized` is
+[16, 8, 8, 64] and `indices` is [16, 8, 8].
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Quantized:
+  """Everything `quantize` computes, for the model and for the user."""
+  quantized: jax.Array        # [..., D] value z_q, gradient identity to z_e
+  indices: jax.Array          # [...] int32, the chosen codes
+  codebook_loss: jax.Array    # mean (z_q - sg(z_e))^2: moves the codebook
+  commitment_loss: jax.Array  # mean (z_e - sg(z_q))^2: moves the encoder
+  loss: jax.Array             # codebook_cost * codebook + commitment_cost * commitment
+  perplexity: jax.Array       # exp(entropy of code usage over the batch)
+
+
+def squared_distances(flat_inputs: jax.Array, codebook: jax.Array) -> jax.Array:
+  """||x||^2 - 2 x.c + ||c||^2 for every pair: [N, D], [K, D] -> [N, K]."""
+  flat_inputs = flat_inputs.astype(jnp.float32)
+  codebook = codebook.astype(jnp.float32)
+  return (jnp.sum(flat_inputs**2, axis=1, keepdims=True)
+          - 2.0 * flat_inputs @ codebook.T
+          + jnp.sum(codebook**2, axis=1)[None, :])
+
+
+def nearest_code(inputs: jax.Array, codebook: jax.Array) -> jax.Array:
+  """Index of the nearest code for each vector: [..., D] -> [...] int32."""
+  flat = inputs.reshape(-1, inputs.shape[-1])                       # [N, D]
+  indices = jnp.argmin(squared_distances(flat, codebook), axis=1)   # [N]
+  return indices.astype(jnp.int32).reshape(inputs.shape[:-1])
+
+
+def lookup(indices: jax.Array, codebook: jax.Array) -> jax.Array:
+  """Codebook vectors for integer indices: [...] -> [..., D]."""
+  return jnp.take(codebook, indices, axis=0)
+
+
+def code_counts(indices: jax.Array, num_codes: int,
+                weights: jax.Array | None = None) -> jax.Array:
+  """How often each of the K codes is used: [...] -> [K] float32."""
+  flat = indices.reshape(-1)
+  if weights is not None:
+    weights = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (
+        indices.ndim - weights.ndim)), indices.shape).reshape(-1)
+  return jnp.bincount(flat, weights=weights, length=num_codes).astype(jnp.float32)
+
+
+def perplexity_from_counts(counts: jax.Array) -> jax.Array:
+  """exp(entropy) of the empirical code distribution; K when all are equal."""
+  probs = counts / jnp.maximum(jnp.sum(counts), 1.0)
+  entropy = -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0))
+  return jnp.exp(entropy)
+
+
+def usage_from_counts(counts: jax.Array) -> jax.Array:
+  """Fraction of the K codes used at least once."""
+  return jnp.mean((counts > 0).astype(jnp.float32))
+
+
+def quantize(inputs: jax.Array, codebook: jax.Array, *,
+             commitment_cost: float = 0.25,
+             codebook_cost: float = 1.0) -> Quantized:
+  """Nearest-code quantization with the straight-through estimator.
+
+  Args:
+    inputs: encoder outputs z_e, [..., D].
+    codebook: the K codes, [K, D].
+    commitment_cost: beta, the weight of the commitment loss.
+    codebook_cost: alpha, the weight of the codebook loss.
+  """
+  num_codes = codebook.shape[0]
+  indices = nearest_code(inputs, codebook)                 # [...]
+  z_q = lookup(indices, codebook).astype(inputs.dtype)     # [..., D]
+  codebook_loss = jnp.mean((z_q - jax.lax.stop_gradient(inputs)) ** 2)
+  commitment_loss = jnp.mean((inputs - jax.lax.stop_gradient(z_q)) ** 2)
+  return Quantized(
+      quantized=inputs + jax.lax.stop_gradient(z_q - inputs),
+      indices=indices,
+      codebook_loss=codebook_loss,
+      commitment_loss=commitment_loss,
+      loss=codebook_cost * codebook_loss + commitment_cost * commitment_loss,
+      perplexity=perplexity_from_counts(code_counts(indices, num_codes)),
+  )

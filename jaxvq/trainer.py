@@ -1,0 +1,262 @@
+"""The training loop shared by every model: `train_and_evaluate(config, workdir)`.
+
+The step is a pure function of explicit state, `train_step(state, images) ->
+(state, metrics)`, compiled once with `jax.jit`: the NNX model is split into
+a static graph definition and its parameters at the boundary and merged
+inside. Randomness comes from one key: step s uses fold_in(key, s).
+
+Workdir layout:
+  config.json        the run's configuration
+  metrics.jsonl      one JSON row per log/eval: step, split, losses, ...
+  checkpoints/<step> Orbax checkpoints of the train state
+  images/            reconstructions_<step>.png, samples_<step>.png
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx, struct
+
+from jaxvq import datasets, images, input_pipeline, quantizer, sharding
+from jaxvq.checkpoint import Checkpointer
+from jaxvq.metrics_writer import MetricsWriter
+from jaxvq.models import build_model
+
+_EVAL_KEY_TAG = 1  # eval randomness (binarization, VAE samples) is the same at every eval
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array          # int32 scalar
+  params: Any              # nnx.State of nnx.Param
+  opt_state: Any           # optax state
+  model_state: Any         # nnx.State of every other model variable
+  rng: jax.Array           # uint32 key data of the run's base key
+
+
+def preprocess(images_uint8: jax.Array, key: jax.Array, binarize: bool) -> jax.Array:
+  """uint8 [B, H, W, C] -> float32 in [0, 1], or {0, 1} drawn per pixel if `binarize`."""
+  x = images_uint8.astype(jnp.float32) / 255.0
+  if binarize:
+    x = jax.random.bernoulli(key, x).astype(jnp.float32)
+  return x
+
+
+@struct.dataclass
+class Experiment:
+  """Everything a run needs besides its state; built once by `setup`."""
+  config: ml_collections.ConfigDict = struct.field(pytree_node=False)
+  dataset: datasets.ImageDataset = struct.field(pytree_node=False)
+  mesh: Any = struct.field(pytree_node=False)
+  graphdef: Any = struct.field(pytree_node=False)
+  optimizer: Any = struct.field(pytree_node=False)
+  initial_state: TrainState = None
+
+  def model(self, state: TrainState):
+    return nnx.merge(self.graphdef, state.params, state.model_state)
+
+
+def setup(config: ml_collections.ConfigDict) -> Experiment:
+  """Loads the data, builds the model and optimizer, places the initial state."""
+  dataset = datasets.load(config.dataset, image_size=config.image_size,
+                          data_dir=config.data_dir or None)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_divisible(config.batch_size, mesh)
+  sharding.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+  model = build_model(config.model, dataset.image_shape,
+                      data_variance=dataset.pixel_variance(), seed=config.seed)
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+  optimizer = optax.adam(config.learning_rate)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                     opt_state=optimizer.init(params), model_state=model_state,
+                     rng=jax.random.key_data(jax.random.key(config.seed)))
+  return Experiment(config, dataset, mesh, graphdef, optimizer,
+                    sharding.replicate(state, mesh))
+
+
+def make_train_step(exp: Experiment):
+  binarize = exp.dataset.binarize
+
+  def train_step(state: TrainState, batch: jax.Array):
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    data_key, model_key = jax.random.split(key)
+    x = preprocess(batch, data_key, binarize)
+
+    def loss_fn(params):
+      model = nnx.merge(exp.graphdef, params, state.model_state)
+      out = model(x, model_key)
+      return out.loss, (out, nnx.state(model, nnx.Not(nnx.Param)))
+
+    (_, (out, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = exp.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {k: jnp.mean(v) for k, v in out.per_example.items()}
+    metrics.update(out.batch_metrics)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         model_state=model_state), metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(exp: Experiment):
+  binarize = exp.dataset.binarize
+
+  def eval_step(state: TrainState, batch: jax.Array, mask: jax.Array, batch_index: jax.Array):
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(state.rng),
+                                                _EVAL_KEY_TAG), batch_index)
+    data_key, model_key = jax.random.split(key)
+    x = preprocess(batch, data_key, binarize)
+    model = exp.model(state)
+    out = model(x, model_key)
+    sums = {k: jnp.sum(v * mask) for k, v in out.per_example.items()}
+    sums["count"] = jnp.sum(mask)
+    if out.code_indices is not None:
+      sums["code_counts"] = quantizer.code_counts(out.code_indices, model.num_codes, mask)
+    return sums, x, out.reconstruction
+
+  return jax.jit(eval_step)
+
+
+def make_iwae_step(exp: Experiment, num_samples: int):
+  binarize = exp.dataset.binarize
+
+  def iwae_step(state, batch, mask, batch_index):
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(state.rng),
+                                                _EVAL_KEY_TAG), batch_index)
+    data_key, model_key = jax.random.split(key)
+    x = preprocess(batch, data_key, binarize)
+    nll = exp.model(state).importance_weighted_nll(x, jax.random.fold_in(model_key, 1), num_samples)
+    return jnp.sum(nll * mask)
+
+  return jax.jit(iwae_step)
+
+
+def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
+  """Test metrics averaged over the test split, and the first batch's images."""
+  num = len(exp.dataset.test)
+  if exp.config.num_eval_examples:
+    num = min(num, exp.config.num_eval_examples)
+  totals, first, iwae_total = None, None, 0.0
+  for i, (indices, mask) in enumerate(input_pipeline.eval_batches(num, exp.config.eval_batch_size)):
+    batch = sharding.shard_batch(exp.dataset.test.images(indices), exp.mesh)
+    mask = sharding.shard_batch(mask, exp.mesh)
+    sums, x, recon = eval_step(state, batch, mask, jnp.int32(i))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    if first is None:
+      first = (x, recon)
+    if iwae_step is not None:
+      iwae_total += iwae_step(state, batch, mask, jnp.int32(i))
+  totals = jax.device_get(totals)
+  count = totals.pop("count")
+  code_counts = totals.pop("code_counts", None)
+  metrics = {k: v / count for k, v in totals.items()}
+  if code_counts is not None:
+    metrics["perplexity"] = quantizer.perplexity_from_counts(code_counts)
+    metrics["codebook_usage"] = quantizer.usage_from_counts(code_counts)
+  if iwae_step is not None:
+    metrics["nll_iwae"] = float(iwae_total) / count
+    model = exp.model(state)
+    metrics["bits_per_dim_iwae"] = float(model.bits_per_dim(jnp.float32(metrics["nll_iwae"])))
+  return {k: float(v) for k, v in metrics.items()}, first
+
+
+def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, first) -> None:
+  if jax.process_index() != 0:
+    return
+  n = exp.config.num_image_grid
+  x, recon = (np.asarray(jax.device_get(a))[:n] for a in first)
+  columns = int(np.ceil(np.sqrt(n)))
+  images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
+                  images.interleave_rows(x, recon, columns), columns)
+  samples = exp.model(state).generate(
+      jax.random.fold_in(jax.random.wrap_key_data(state.rng), 2), n, jnp.asarray(x))
+  if samples is not None:
+    images.save_png(os.path.join(workdir, "images", f"samples_{step:06d}.png"),
+                    np.asarray(samples), columns)
+
+
+def _report(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+class _Progress:
+  """A tqdm bar on a terminal; nothing otherwise."""
+
+  def __init__(self, start: int, total: int):
+    self.bar = None
+    if sys.stderr.isatty() and jax.process_index() == 0:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+  def update(self, n=1, **postfix):
+    if self.bar is not None:
+      if postfix:
+        self.bar.set_postfix(postfix, refresh=False)
+      self.bar.update(n)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final test metrics."""
+  os.makedirs(workdir, exist_ok=True)
+  exp = setup(config)
+  state = exp.initial_state
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  writer = MetricsWriter(workdir)
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    state = checkpointer.restore(latest, state)
+    writer.truncate_after(latest)
+    _report(f"resumed from the checkpoint of step {latest} in {workdir}")
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+  train_step, eval_step = make_train_step(exp), make_eval_step(exp)
+  iwae_samples = config.model.get("importance_samples", 0) if config.model.name == "vae" else 0
+  start = int(state.step)
+  num_train = len(exp.dataset.train)
+  progress = _Progress(start, config.num_train_steps)
+  accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
+  test_metrics = {}
+  for step in range(start + 1, config.num_train_steps + 1):
+    indices = input_pipeline.train_indices(num_train, config.batch_size, config.seed, step - 1)
+    batch = sharding.shard_batch(exp.dataset.train.images(indices), exp.mesh)
+    state, metrics = train_step(state, batch)
+    accumulated = metrics if accumulated is None else jax.tree.map(jnp.add, accumulated, metrics)
+    accumulated_steps += 1
+    last = step == config.num_train_steps
+    if step % config.log_every_steps == 0 or last:
+      means = {k: float(v) / accumulated_steps for k, v in jax.device_get(accumulated).items()}
+      elapsed = time.perf_counter() - interval_start
+      means["images_per_sec"] = accumulated_steps * config.batch_size / elapsed
+      writer.write(step, "train", means)
+      progress.update(0, loss=f"{means['loss']:.4f}", img_s=f"{means['images_per_sec']:.0f}")
+      accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
+    progress.update(1)
+    if step % config.eval_every_steps == 0 or last:
+      iwae_step = make_iwae_step(exp, iwae_samples) if (last and iwae_samples) else None
+      test_metrics, first = evaluate(exp, state, eval_step, iwae_step)
+      row = writer.write(step, "test", test_metrics)
+      _report(json.dumps(row))
+      write_images(exp, state, step, workdir, first)
+      interval_start = time.perf_counter()  # evaluation time is not training throughput
+    if step % config.checkpoint_every_steps == 0 or last:
+      checkpointer.save(step, state)
+  progress.close()
+  checkpointer.close()
+  return test_metrics
