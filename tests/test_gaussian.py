@@ -1,0 +1,85 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxvq import gaussian
+from jaxvq.models import build_model
+
+
+def test_analytic_kl_equals_monte_carlo_estimate():
+  mean = jnp.array([[0.5, -1.0, 2.0]])
+  logvar = jnp.array([[0.3, -0.7, 1.1]])
+  z = gaussian.reparameterize(jax.random.key(0), jnp.tile(mean, (200000, 1)),
+                              jnp.tile(logvar, (200000, 1)))
+  zeros = jnp.zeros_like(z)
+  mc = jnp.mean(gaussian.diagonal_gaussian_log_prob(z, jnp.tile(mean, (200000, 1)),
+                                                    jnp.tile(logvar, (200000, 1)))
+                - gaussian.diagonal_gaussian_log_prob(z, zeros, zeros))
+  analytic = gaussian.kl_to_standard_normal(mean, logvar)[0]
+  np.testing.assert_allclose(mc, analytic, rtol=0.01)
+
+
+def test_reparameterized_sample_has_the_posterior_moments():
+  mean, logvar = jnp.array([1.5, -2.0]), jnp.array([0.4, -1.2])
+  z = gaussian.reparameterize(jax.random.key(1), jnp.broadcast_to(mean, (100000, 2)),
+                              jnp.broadcast_to(logvar, (100000, 2)))
+  np.testing.assert_allclose(jnp.mean(z, 0), mean, atol=0.01)
+  np.testing.assert_allclose(jnp.std(z, 0), jnp.exp(0.5 * logvar), rtol=0.01)
+
+
+def test_reparameterized_sample_gradient_flows_through_mean_and_scale():
+  key = jax.random.key(2)
+  mean, logvar = jnp.array([0.3, -0.4]), jnp.array([0.2, 0.5])
+  eps = jax.random.normal(key, (2,))
+  d_mean, d_logvar = jax.grad(lambda m, lv: jnp.sum(gaussian.reparameterize(key, m, lv)),
+                              (0, 1))(mean, logvar)
+  np.testing.assert_allclose(d_mean, [1.0, 1.0])
+  np.testing.assert_allclose(d_logvar, 0.5 * jnp.exp(0.5 * logvar) * eps, rtol=1e-6)
+
+
+def test_log_likelihoods_equal_numpy_formulas():
+  rng = np.random.default_rng(0)
+  x = (rng.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
+  logits = rng.normal(size=x.shape).astype(np.float32)
+  p = 1 / (1 + np.exp(-logits))
+  want = (x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(3, -1).sum(1)
+  np.testing.assert_allclose(gaussian.bernoulli_log_prob(x, logits), want, rtol=1e-5)
+  mean, logvar = rng.normal(size=x.shape), rng.normal(size=x.shape)
+  want = (-0.5 * (np.log(2 * np.pi) + logvar + (x - mean) ** 2 / np.exp(logvar))).reshape(3, -1).sum(1)
+  np.testing.assert_allclose(gaussian.diagonal_gaussian_log_prob(x, mean, logvar), want, rtol=1e-5)
+
+
+def test_importance_weighted_estimate_is_log_mean_exp():
+  log_w = np.random.default_rng(0).normal(size=(7, 3)) * 5
+  want = np.log(np.mean(np.exp(log_w), axis=0))
+  np.testing.assert_allclose(gaussian.importance_weighted_log_likelihood(log_w), want, rtol=1e-5)
+
+
+def test_vae_importance_weighted_nll_tightens_the_elbo(tiny_config):
+  cfg = tiny_config.model
+  cfg.name, cfg.likelihood, cfg.architecture = "vae", "bernoulli", "mlp"
+  model = build_model(cfg, (8, 8, 1), data_variance=0.1, seed=0)
+  x = (jax.random.uniform(jax.random.key(0), (6, 8, 8, 1)) > 0.5).astype(jnp.float32)
+  elbo_nll = jnp.mean(jnp.stack([model(x, jax.random.key(i)).per_example["neg_elbo"]
+                                 for i in range(200)]), 0)
+  iwae_nll = model.importance_weighted_nll(x, jax.random.key(9), 500)
+  assert np.all(np.asarray(iwae_nll) < np.asarray(elbo_nll))
+  assert np.all(np.asarray(iwae_nll) > 0)
+
+
+def test_vae_loss_is_reconstruction_nll_plus_kl(tiny_config):
+  cfg = tiny_config.model
+  cfg.name, cfg.likelihood = "vae", "gaussian"
+  model = build_model(cfg, (8, 8, 1), data_variance=0.1, seed=0)
+  x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 1))
+  key = jax.random.key(3)
+  out = model(x, key)
+  mean, logvar = model.posterior(x)
+  z = gaussian.reparameterize(key, mean, logvar)
+  decoded = model.decoder(z) + 0.5
+  sigma = jnp.exp(model.log_scale[...])
+  nll = -jnp.sum(jax.scipy.stats.norm.logpdf(x, decoded, sigma).reshape(4, -1), 1)
+  kl = gaussian.kl_to_standard_normal(mean, logvar)
+  np.testing.assert_allclose(out.per_example["neg_elbo"], nll + kl, rtol=1e-5)
+  np.testing.assert_allclose(out.loss, jnp.mean(nll + kl), rtol=1e-5)
