@@ -73,25 +73,14 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
   sharding.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
+  model = build_model(config.model, dataset.image_shape,
+                      data_variance=dataset.pixel_variance(), seed=config.seed)
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(config.learning_rate)
-
-  def init_state():
-    model = build_model(config.model, dataset.image_shape,
-                        data_variance=data_variance, seed=config.seed)
-    _, params, model_state = nnx.split(model, nnx.Param, ...)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.init(params), model_state=model_state,
-                      rng=jax.random.key_data(jax.random.key(config.seed)))
-
-  data_variance = dataset.pixel_variance()
-  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(
-      config.model, dataset.image_shape, data_variance=data_variance, seed=config.seed)),
-                       nnx.Param, ...)[0]
-  # Eagerly, every initializer would compile on its own; as one program at the
-  # default optimization level the random-number code takes ~20 s to compile on
-  # a 2-core CPU. It runs once, so it is compiled without backend optimization.
-  state = jax.jit(init_state, out_shardings=sharding.replicated(mesh)).lower().compile(
-      compiler_options={"xla_backend_optimization_level": 0})()
+  state = jax.jit(lambda p, s: TrainState(
+      step=jnp.zeros((), jnp.int32), params=p, opt_state=optimizer.init(p), model_state=s,
+      rng=jax.random.key_data(jax.random.key(config.seed))),
+                  out_shardings=sharding.replicated(mesh))(params, model_state)
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)
 
 

@@ -1,0 +1,170 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxvq import input_pipeline, quantizer, sharding, trainer
+from jaxvq.models import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _rows(workdir, split):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [r for r in map(json.loads, f) if r["split"] == split]
+
+
+def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_path):
+  tiny_config.num_train_steps = 60
+  tiny_config.log_every_steps = 10
+  tiny_config.eval_every_steps = 30
+  final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train = _rows(tmp_path, "train")
+  assert train[-1]["loss"] < 0.8 * train[0]["loss"]
+  test = _rows(tmp_path, "test")
+  assert test[-1]["normalized_mse"] < test[0]["normalized_mse"]
+  for key in ("perplexity", "codebook_usage", "normalized_mse", "mse", "commitment_loss"):
+    assert key in final and key in test[-1] and key in train[-1]
+  assert 0 < final["codebook_usage"] <= 1
+  assert os.path.exists(tmp_path / "config.json")
+  assert os.path.exists(tmp_path / "images" / "reconstructions_000060.png")
+
+
+@pytest.mark.parametrize("name,architecture,dataset", [
+    ("autoencoder", "conv", "mnist"), ("vae", "mlp", "binarized_mnist"), ("vae", "conv", "fashion_mnist")])
+def test_ae_and_vae_train_end_to_end_and_write_samples(tiny_config, tmp_path, name, architecture, dataset):
+  tiny_config.model.name, tiny_config.model.architecture = name, architecture
+  tiny_config.dataset = dataset
+  tiny_config.model.likelihood = "bernoulli" if dataset == "binarized_mnist" else "gaussian"
+  final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  assert os.path.exists(tmp_path / "images" / "samples_000020.png")
+  if name == "vae":
+    assert final["nll_iwae"] <= final["neg_elbo"] + 1e-3 and final["bits_per_dim_iwae"] > 0
+    assert {"kl", "reconstruction_nll", "bits_per_dim"} <= set(final)
+  if dataset == "binarized_mnist":  # Bernoulli NLL of 784 binary pixels
+    assert 0 < final["neg_elbo"] < 784 * np.log(2) * 1.5
+
+
+def test_resume_after_checkpoint_gives_the_identical_state(tiny_config, tmp_path):
+  tiny_config.num_train_steps = 20
+  straight = str(tmp_path / "straight")
+  trainer.train_and_evaluate(tiny_config, straight)
+  resumed = str(tmp_path / "resumed")
+  tiny_config.num_train_steps = 10
+  trainer.train_and_evaluate(tiny_config, resumed)
+  tiny_config.num_train_steps = 20
+  trainer.train_and_evaluate(tiny_config, resumed)
+
+  exp = trainer.setup(tiny_config)
+  states = [trainer.Checkpointer(os.path.join(d, "checkpoints")).restore(20, exp.initial_state)
+            for d in (straight, resumed)]
+  for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[1])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert _rows(straight, "test") == _rows(resumed, "test")
+  assert [r["step"] for r in _rows(resumed, "train")] == [5, 10, 15, 20]
+
+
+def test_data_order_is_a_function_of_seed_and_step():
+  a = input_pipeline.train_indices(100, 10, seed=3, step=12)
+  np.testing.assert_array_equal(a, input_pipeline.train_indices(100, 10, seed=3, step=12))
+  epoch = np.concatenate([input_pipeline.train_indices(100, 10, 3, s) for s in range(10)])
+  np.testing.assert_array_equal(np.sort(epoch), np.arange(100))
+  assert not np.array_equal(epoch, np.concatenate(
+      [input_pipeline.train_indices(100, 10, 3, s) for s in range(10, 20)]))
+
+
+def test_eight_device_sharded_step_equals_one_device_step(tiny_config):
+  assert jax.device_count() == 8, "tests run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+  results = []
+  for devices in (8, 1):
+    tiny_config.num_devices = devices
+    exp = trainer.setup(tiny_config)
+    step = trainer.make_train_step(exp)
+    state = exp.initial_state
+    for s in range(3):
+      images = exp.dataset.train.images(input_pipeline.train_indices(60000, 16, 0, s))
+      state, metrics = step(state, sharding.shard_batch(images, exp.mesh))
+    assert len(state.params["codebook"][...].sharding.device_set) == devices
+    results.append((jax.device_get(state.params), jax.device_get(metrics)))
+  for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
+def test_batch_size_that_does_not_divide_the_devices_is_an_error(tiny_config):
+  tiny_config.batch_size = 12
+  with pytest.raises(ValueError, match="does not divide evenly over 8 devices"):
+    trainer.setup(tiny_config)
+
+
+def _vqvae(tiny_config):
+  return build_model(tiny_config.model, (28, 28, 1), data_variance=0.1, seed=0)
+
+
+def test_vqvae_codebook_gets_gradient_only_from_the_codebook_loss(tiny_config):
+  model = _vqvae(tiny_config)
+  graphdef, params = nnx.split(model)
+  x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+
+  def grads(weights):
+    def loss(p):
+      m = nnx.merge(graphdef, p)
+      z_e = m.encoder(x)
+      q = quantizer.quantize(z_e, m.codebook[...])
+      recon = jnp.mean((m.decoder(q.quantized) + 0.5 - x) ** 2) / m.data_variance
+      return weights[0] * recon + weights[1] * q.codebook_loss + weights[2] * q.commitment_loss
+    return jax.jit(jax.grad(loss))(params)
+
+  full = jax.jit(jax.grad(lambda p: nnx.merge(graphdef, p)(x, None).loss))(params)
+  np.testing.assert_allclose(full["codebook"][...], grads((0, 1, 0))["codebook"][...], rtol=1e-5)
+  np.testing.assert_allclose(full["codebook"][...], grads((1, 1, 0.25))["codebook"][...], rtol=1e-5)
+  encoder = lambda g: jax.tree.leaves(g["encoder"])
+  for a, b in zip(encoder(full), encoder(grads((1, 0, 0.25)))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-8)
+  assert all(not np.any(g) for g in encoder(grads((0, 1, 0))))   # codebook loss: no encoder grad
+  assert any(np.any(g) for g in encoder(grads((0, 0, 1))))       # commitment loss: encoder grad
+
+
+def test_tokenizer_round_trip(tiny_config):
+  model = _vqvae(tiny_config)
+  x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
+  indices = model.encode_to_indices(x)
+  assert indices.shape == (2, 7, 7) and indices.dtype == jnp.int32
+  out = model(x, None)
+  np.testing.assert_array_equal(indices, out.code_indices)
+  np.testing.assert_allclose(model.decode_from_indices(indices), out.reconstruction, atol=1e-5)
+
+
+def _load_config(path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("cfg", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(REPO, "configs"))
+                                        if f.endswith(".py") and not f.startswith("_")))
+def test_every_config_loads_and_builds_its_model(name):
+  config = _load_config(os.path.join(REPO, "configs", name))
+  shape = (32, 32, 3) if "cifar" in config.dataset else (28, 28, 1)
+  out = jax.eval_shape(lambda: build_model(config.model, shape, data_variance=0.1, seed=0)(
+      jnp.zeros((2,) + shape), jax.random.key(0)))
+  assert out.reconstruction.shape == (2,) + shape and out.loss.shape == ()
+
+
+def test_command_line_trains_and_resumes(tmp_path):
+  cmd = [sys.executable, "train.py", "--config=configs/tiny.py", f"--workdir={tmp_path}",
+         "--config.num_train_steps=4", "--config.eval_every_steps=4", "--config.log_every_steps=2",
+         "--config.num_devices=1"]
+  subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+  cmd[4] = "--config.num_train_steps=6"
+  done = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
+  assert "resumed from the checkpoint of step 4" in done.stdout
+  assert [r["step"] for r in _rows(tmp_path, "train")] == [2, 4, 6]
+  assert json.load(open(tmp_path / "config.json"))["num_train_steps"] == 6
