@@ -68,9 +68,8 @@ class TfdsSource:
     return len(self.source)
 
   def images(self, indices):
-    records = self.source.__getitems__(list(np.asarray(indices))) if hasattr(
-        self.source, "__getitems__") else [self.source[int(i)] for i in indices]
-    return np.stack([_fit(np.asarray(r["image"]), self.image_shape) for r in records])
+    return np.stack([_fit(np.asarray(self.source[int(i)]["image"]), self.image_shape)
+                     for i in indices])
 
 
 @dataclasses.dataclass
@@ -143,12 +142,14 @@ def _tfds(name: str, image_size: int, data_dir: Optional[str]) -> Optional[Image
     shape = (image_size, image_size, shape[-1])
   elif None in shape:
     raise DatasetError(f"{name!r} has images of varying size: set --config.image_size")
-  splits = builder.info.splits
-  test_split = "test" if "test" in splits else ("validation" if "validation" in splits else None)
-  if test_split is None:
-    raise DatasetError(f"TFDS dataset {name!r} has no test or validation split")
+  # Split metadata can be missing (tfds.testing.mock_data): then assume "test".
+  splits = set(builder.info.splits) or {"train", "test"}
+  test_split = next((s for s in ("test", "validation") if s in splits), None)
+  if "train" not in splits or test_split is None:
+    raise DatasetError(f"TFDS dataset {name!r} needs a train and a test or validation split; "
+                       f"it has {sorted(splits)}")
   source = lambda split: TfdsSource(tfds.data_source(name, split=split, data_dir=_tfds_dir(data_dir),
-                                                     builder_kwargs={"try_gcs": False}), shape)
+                                                     try_gcs=False), shape)
   return ImageDataset(name, source("train"), source(test_split))
 
 
