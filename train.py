@@ -2,7 +2,7 @@
 
 Rerunning the same command resumes from the latest checkpoint in DIR.
 """
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxvq import trainer
@@ -16,6 +16,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint at INFO
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -12,7 +12,7 @@ def get_config():
   config.model.embedding_dim = 32
   config.batch_size = 64
   config.learning_rate = 1e-3
-  config.num_train_steps = 3000
+  config.num_train_steps = 2000
   config.eval_every_steps = 1000
   config.checkpoint_every_steps = 1000
   config.log_every_steps = 100

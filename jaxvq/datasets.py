@@ -104,9 +104,13 @@ def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> I
     return _npz(name[len("npz:"):], image_size)
   binarize = name == "binarized_mnist"
   base = "mnist" if binarize else name
-  dataset = _tfds(base, image_size, data_dir)
+  local = {"mnist": _local_mnist, "fashion_mnist": _local_fashion_mnist}.get(base)
+  # TFDS when the dataset is prepared; asked only if its folder exists, since
+  # asking creates an empty folder (and a warning on every later run).
+  dataset = None
+  if local is None or os.path.isdir(os.path.join(_tfds_dir(data_dir), base)):
+    dataset = _tfds(base, image_size, data_dir)
   if dataset is None:
-    local = {"mnist": _local_mnist, "fashion_mnist": _local_fashion_mnist}.get(base)
     if local is None:
       raise DatasetError(
           f"dataset {name!r} is not prepared in TFDS's data_dir ({_tfds_dir(data_dir)}) and has "

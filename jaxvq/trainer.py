@@ -244,7 +244,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       means = {k: float(v) / accumulated_steps for k, v in jax.device_get(accumulated).items()}
       elapsed = time.perf_counter() - interval_start
       means["images_per_sec"] = accumulated_steps * config.batch_size / elapsed
-      writer.write(step, "train", means)
+      row = writer.write(step, "train", means)
+      if progress.bar is None:
+        _report(json.dumps(row))
       progress.update(0, loss=f"{means['loss']:.4f}", img_s=f"{means['images_per_sec']:.0f}")
       accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
     progress.update(1)
