@@ -114,9 +114,10 @@ def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> I
     if local is None:
       raise DatasetError(
           f"dataset {name!r} is not prepared in TFDS's data_dir ({_tfds_dir(data_dir)}) and has "
-          f"no offline copy. On a machine with the internet, prepare it once with "
-          f"`tfds build {base}` (or python -c \"import tensorflow_datasets as tfds; "
-          f"tfds.builder('{base}').download_and_prepare()\"), then point --config.data_dir at it.")
+          f"no offline copy. On a machine with the internet, prepare it once in the "
+          f"ArrayRecord format that tfds.data_source reads: `tfds build {base} "
+          f"--file_format=array_record` (the build itself may need `pip install tensorflow`), "
+          f"then point --config.data_dir at it.")
     train, test = local()
     dataset = ImageDataset(base, _resized(train, image_size), _resized(test, image_size))
   dataset.name = name

@@ -49,10 +49,11 @@ class Upsample2x(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, *, dtype=jnp.float32,
                rngs: nnx.Rngs):
-    # Each output pixel reads 2x2 input pixels, so the fan-in is 4 * I.
-    init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
-                                             in_axis=(0, 2), out_axis=3)
-    self.kernel = nnx.Param(init(rngs.params(), (4, 4, in_features, out_features)) * 0.5)
+    # Each output pixel reads 2x2 of the 4x4 taps, so the effective fan-in is
+    # 4 * I, not the 16 * I that variance_scaling counts: scale 4 gives LeCun's 1 / (4 I).
+    init = nnx.initializers.variance_scaling(4.0, "fan_in", "truncated_normal",
+                                             in_axis=(0, 1, 2), out_axis=3)
+    self.kernel = nnx.Param(init(rngs.params(), (4, 4, in_features, out_features)))
     self.bias = nnx.Param(jnp.zeros((out_features,)))
     self.dtype = dtype
 
