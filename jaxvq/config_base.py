@@ -31,10 +31,22 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.model.latent_dim = 16          # channels of the latent grid (conv) or its size (mlp)
   config.model.likelihood = "gaussian"  # VAE: "bernoulli" (binarized data) or "gaussian"
   config.model.importance_samples = 0   # VAE: k for the final test NLL estimate (0: skip)
+  config.model.importance_examples = 0  # VAE: on the first this many test images (0: all)
   # VQ-VAE
   config.model.num_codes = 512          # K
   config.model.embedding_dim = 64       # D
   config.model.commitment_cost = 0.25   # beta
   config.model.codebook_cost = 1.0      # alpha
   config.model.normalize_reconstruction = True  # divide the MSE by the data variance
+  # VQ-VAE codebook health (jaxvq/codebook.py)
+  config.model.codebook_update = "gradient"  # or "ema"
+  config.model.ema_decay = 0.99              # gamma
+  config.model.ema_epsilon = 1e-5            # Laplace smoothing of the cluster sizes
+  config.model.kmeans_init_batches = 0       # k-means init from this many first batches (0: off)
+  config.model.kmeans_iterations = 10        # Lloyd iterations after k-means++ seeding
+  config.model.restart_every_steps = 0       # look for dead codes this often (0: never)
+  config.model.dead_code_threshold = 1.0     # dead: EMA of assignments per step below this
+  config.model.usage_decay = 0.99            # decay of that usage EMA
+  config.model.cosine_codebook = False       # l2-normalised codes and inputs
+  config.model.codebook_dim = 0              # lookup dimension d < D (0: d = D)
   return config

@@ -34,3 +34,23 @@ def interleave_rows(originals: np.ndarray, reconstructions: np.ndarray, columns:
   a = originals[:n].reshape((-1, columns) + originals.shape[1:])
   b = reconstructions[:n].reshape((-1, columns) + reconstructions.shape[1:])
   return np.stack([a, b], axis=1).reshape((-1,) + originals.shape[1:])
+
+
+def save_usage_histogram(path: str, counts: np.ndarray, title: str = "") -> str:
+  """A bar chart of how often each code was used."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  counts = np.asarray(counts, np.float64)
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fig, ax = plt.subplots(figsize=(8, 3))
+  ax.bar(np.arange(len(counts)), counts, width=1.0, color="tab:blue")
+  used = int(np.sum(counts > 0))
+  ax.set_title(f"{title}  ({used}/{len(counts)} codes used)".strip())
+  ax.set_xlabel("code index")
+  ax.set_ylabel("assignments")
+  ax.set_xlim(-0.5, len(counts) - 0.5)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+  return path

@@ -32,7 +32,9 @@ from jaxvq.checkpoint import Checkpointer
 from jaxvq.metrics_writer import MetricsWriter
 from jaxvq.models import build_model
 
-_EVAL_KEY_TAG = 1  # eval randomness (binarization, VAE samples) is the same at every eval
+# Keys besides the steps' fold_in(key, step): evaluation's randomness
+# (binarization, VAE samples) is the same at every evaluation.
+_EVAL_KEY_TAG, _SAMPLE_KEY_TAG, _INIT_KEY_TAG = 2**31 - 1, 2**31 - 2, 2**31 - 3
 
 
 @struct.dataclass
@@ -42,6 +44,10 @@ class TrainState:
   opt_state: Any           # optax state
   model_state: Any         # nnx.State of every other model variable
   rng: jax.Array           # uint32 key data of the run's base key
+
+  def key(self, tag) -> jax.Array:
+    """The base key folded with `tag` (the step, or one of the tags above)."""
+    return jax.random.fold_in(jax.random.wrap_key_data(self.rng), tag)
 
 
 def preprocess(images_uint8: jax.Array, key: jax.Array, binarize: bool) -> jax.Array:
@@ -72,7 +78,6 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
                           data_dir=config.data_dir or None)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
-  sharding.check_divisible(config.eval_batch_size, mesh, "eval_batch_size")
   model = build_model(config.model, dataset.image_shape,
                       data_variance=dataset.pixel_variance(), seed=config.seed)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
@@ -88,34 +93,66 @@ def make_train_step(exp: Experiment):
   binarize = exp.dataset.binarize
 
   def train_step(state: TrainState, batch: jax.Array):
-    key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-    data_key, model_key = jax.random.split(key)
+    data_key, model_key, update_key = jax.random.split(state.key(state.step), 3)
     x = preprocess(batch, data_key, binarize)
 
     def loss_fn(params):
-      model = nnx.merge(exp.graphdef, params, state.model_state)
-      out = model(x, model_key)
-      return out.loss, (out, nnx.state(model, nnx.Not(nnx.Param)))
+      out = nnx.merge(exp.graphdef, params, state.model_state)(x, model_key)
+      return out.loss, out
 
-    (_, (out, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (_, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = exp.optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    model = nnx.merge(exp.graphdef, optax.apply_updates(state.params, updates), state.model_state)
     metrics = {k: jnp.mean(v) for k, v in out.per_example.items()}
     metrics.update(out.batch_metrics)
+    metrics.update(model.update_after_step(out, update_key, state.step))
+    _, params, model_state = nnx.split(model, nnx.Param, ...)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          model_state=model_state), metrics
 
   return jax.jit(train_step, donate_argnums=0)
 
 
-def make_eval_step(exp: Experiment):
-  binarize = exp.dataset.binarize
+def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
+  """Gives the model the first training batches before step 1 (e.g. k-means of its codebook)."""
+  num_batches = exp.config.model.get("kmeans_init_batches", 0)
+  if not num_batches:
+    return state
+  batches = np.stack([exp.dataset.train.images(input_pipeline.train_indices(
+      len(exp.dataset.train), exp.config.batch_size, exp.config.seed, s)) for s in range(num_batches)])
 
-  def eval_step(state: TrainState, batch: jax.Array, mask: jax.Array, batch_index: jax.Array):
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(state.rng),
-                                                _EVAL_KEY_TAG), batch_index)
-    data_key, model_key = jax.random.split(key)
-    x = preprocess(batch, data_key, binarize)
+  @jax.jit
+  def initialize(state, batches):
+    data_key, model_key = jax.random.split(state.key(_INIT_KEY_TAG))
+    model = exp.model(state)
+    model.initialize_from_data(preprocess(batches, data_key, exp.dataset.binarize), model_key)
+    _, params, model_state = nnx.split(model, nnx.Param, ...)
+    return state.replace(params=params, model_state=model_state)
+
+  return initialize(state, sharding.replicate(batches, exp.mesh))
+
+
+def _eval_inputs(exp: Experiment, state: TrainState, batch, indices):
+  """The preprocessed test examples `indices` and a model key, the same at every evaluation.
+
+  Each test example is binarized with a key of its own index, so the binarized
+  test set does not depend on the evaluation batch size.
+  """
+  key = state.key(_EVAL_KEY_TAG)
+  example_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
+  x = jax.vmap(lambda k, b: preprocess(b[None], k, exp.dataset.binarize)[0])(example_keys, batch)
+  return x, jax.random.fold_in(key, indices[0])
+
+
+def eval_batch_size(exp: Experiment) -> int:
+  """config.eval_batch_size rounded up to a multiple of the device count (padding is masked)."""
+  return -(-exp.config.eval_batch_size // exp.mesh.size) * exp.mesh.size
+
+
+def make_eval_step(exp: Experiment):
+
+  def eval_step(state: TrainState, batch: jax.Array, mask: jax.Array, indices: jax.Array):
+    x, model_key = _eval_inputs(exp, state, batch, indices)
     model = exp.model(state)
     out = model(x, model_key)
     sums = {k: jnp.sum(v * mask) for k, v in out.per_example.items()}
@@ -128,13 +165,9 @@ def make_eval_step(exp: Experiment):
 
 
 def make_iwae_step(exp: Experiment, num_samples: int):
-  binarize = exp.dataset.binarize
 
-  def iwae_step(state, batch, mask, batch_index):
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(state.rng),
-                                                _EVAL_KEY_TAG), batch_index)
-    data_key, model_key = jax.random.split(key)
-    x = preprocess(batch, data_key, binarize)
+  def iwae_step(state, batch, mask, indices):
+    x, model_key = _eval_inputs(exp, state, batch, indices)
     nll = exp.model(state).importance_weighted_nll(x, jax.random.fold_in(model_key, 1), num_samples)
     return jnp.sum(nll * mask)
 
@@ -142,20 +175,25 @@ def make_iwae_step(exp: Experiment, num_samples: int):
 
 
 def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
-  """Test metrics averaged over the test split, and the first batch's images."""
+  """Test metrics averaged over the test split, the first batch's images, the code counts."""
   num = len(exp.dataset.test)
   if exp.config.num_eval_examples:
     num = min(num, exp.config.num_eval_examples)
-  totals, first, iwae_total = None, None, 0.0
-  for i, (indices, mask) in enumerate(input_pipeline.eval_batches(num, exp.config.eval_batch_size)):
-    batch = sharding.shard_batch(exp.dataset.test.images(indices), exp.mesh)
-    mask = sharding.shard_batch(mask, exp.mesh)
-    sums, x, recon = eval_step(state, batch, mask, jnp.int32(i))
+  iwae_limit = exp.config.model.get("importance_examples", 0) or num
+  totals, first, iwae_total, iwae_count = None, None, 0.0, 0.0
+  for indices, mask in input_pipeline.eval_batches(num, eval_batch_size(exp)):
+    batch, mask_on_devices, indices_on_devices = sharding.shard_batch(
+        (exp.dataset.test.images(indices), mask, indices.astype(np.int32)), exp.mesh)
+    sums, x, recon = eval_step(state, batch, mask_on_devices, indices_on_devices)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     if first is None:
-      first = (x, recon)
-    if iwae_step is not None:
-      iwae_total += iwae_step(state, batch, mask, jnp.int32(i))
+      real = int(mask.sum())
+      first = (x[:real], recon[:real])
+    if iwae_step is not None and indices[0] < iwae_limit:
+      iwae_mask = mask * (indices < iwae_limit)
+      iwae_total += iwae_step(state, batch, sharding.shard_batch(iwae_mask, exp.mesh),
+                              indices_on_devices)
+      iwae_count += iwae_mask.sum()
   totals = jax.device_get(totals)
   count = totals.pop("count")
   code_counts = totals.pop("code_counts", None)
@@ -164,22 +202,26 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
     metrics["perplexity"] = quantizer.perplexity_from_counts(code_counts)
     metrics["codebook_usage"] = quantizer.usage_from_counts(code_counts)
   if iwae_step is not None:
-    metrics["nll_iwae"] = float(iwae_total) / count
+    metrics["nll_iwae"] = float(iwae_total) / iwae_count
     model = exp.model(state)
     metrics["bits_per_dim_iwae"] = float(model.bits_per_dim(jnp.float32(metrics["nll_iwae"])))
-  return {k: float(v) for k, v in metrics.items()}, first
+  return {k: float(v) for k, v in metrics.items()}, first, code_counts
 
 
-def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, first) -> None:
+def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, first,
+                 code_counts=None) -> None:
   if jax.process_index() != 0:
     return
+  if code_counts is not None:
+    images.save_usage_histogram(os.path.join(workdir, "images", f"code_usage_{step:06d}.png"),
+                                code_counts, title=f"code usage on the test set, step {step}")
   n = exp.config.num_image_grid
   x, recon = (np.asarray(jax.device_get(a))[:n] for a in first)
   columns = int(np.ceil(np.sqrt(n)))
   images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
                   images.interleave_rows(x, recon, columns), columns)
   samples = exp.model(state).generate(
-      jax.random.fold_in(jax.random.wrap_key_data(state.rng), 2), n, jnp.asarray(x))
+      state.key(_SAMPLE_KEY_TAG), n, jnp.asarray(x))
   if samples is not None:
     images.save_png(os.path.join(workdir, "images", f"samples_{step:06d}.png"),
                     np.asarray(samples), columns)
@@ -222,6 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = checkpointer.restore(latest, state)
     writer.truncate_after(latest)
     _report(f"resumed from the checkpoint of step {latest} in {workdir}")
+  else:
+    state = initialize_from_data(exp, state)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -241,7 +285,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     accumulated_steps += 1
     last = step == config.num_train_steps
     if step % config.log_every_steps == 0 or last:
-      means = {k: float(v) / accumulated_steps for k, v in jax.device_get(accumulated).items()}
+      # Counts ("num_...") are summed over the interval, the rest averaged.
+      means = {k: float(v) if k.startswith("num_") else float(v) / accumulated_steps
+               for k, v in jax.device_get(accumulated).items()}
       elapsed = time.perf_counter() - interval_start
       means["images_per_sec"] = accumulated_steps * config.batch_size / elapsed
       row = writer.write(step, "train", means)
@@ -252,13 +298,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     progress.update(1)
     if step % config.eval_every_steps == 0 or last:
       iwae_step = make_iwae_step(exp, iwae_samples) if (last and iwae_samples) else None
-      test_metrics, first = evaluate(exp, state, eval_step, iwae_step)
+      test_metrics, first, code_counts = evaluate(exp, state, eval_step, iwae_step)
       row = writer.write(step, "test", test_metrics)
       _report(json.dumps(row))
-      write_images(exp, state, step, workdir, first)
+      write_images(exp, state, step, workdir, first, code_counts)
       interval_start = time.perf_counter()  # evaluation time is not training throughput
     if step % config.checkpoint_every_steps == 0 or last:
       checkpointer.save(step, state)
   progress.close()
   checkpointer.close()
+  if not test_metrics:  # the run was already complete: its last evaluation
+    tests = [r for r in writer.read() if r["split"] == "test"]
+    test_metrics = {k: v for k, v in tests[-1].items() if k not in ("step", "split")} if tests else {}
   return test_metrics

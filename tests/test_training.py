@@ -79,8 +79,11 @@ def test_data_order_is_a_function_of_seed_and_step():
       [input_pipeline.train_indices(100, 10, 3, s) for s in range(10, 20)]))
 
 
-def test_eight_device_sharded_step_equals_one_device_step(tiny_config):
+@pytest.mark.parametrize("codebook_update", ["gradient", "ema"])
+def test_eight_device_sharded_step_equals_one_device_step(tiny_config, codebook_update):
   assert jax.device_count() == 8, "tests run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+  tiny_config.model.codebook_update = codebook_update
+  tiny_config.model.restart_every_steps = 2
   results = []
   for devices in (8, 1):
     tiny_config.num_devices = devices
@@ -89,9 +92,11 @@ def test_eight_device_sharded_step_equals_one_device_step(tiny_config):
     state = exp.initial_state
     for s in range(3):
       images = exp.dataset.train.images(input_pipeline.train_indices(60000, 16, 0, s))
-      state, metrics = step(state, sharding.shard_batch(images, exp.mesh))
-    assert len(state.params["codebook"][...].sharding.device_set) == devices
-    results.append((jax.device_get(state.params), jax.device_get(metrics)))
+      batch = sharding.shard_batch(images, exp.mesh)
+      assert {shard.data.shape[0] for shard in batch.addressable_shards} == {16 // devices}
+      state, metrics = step(state, batch)
+    assert len(state.params["encoder"]["out"]["kernel"][...].sharding.device_set) == devices
+    results.append(jax.device_get((state.params, state.model_state, metrics)))
   for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 

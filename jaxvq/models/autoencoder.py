@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.models.base import ModelOutput, per_example_mean
+from jaxvq.models.base import ImageModel, ModelOutput, per_example_mean
 from jaxvq.nets import build_encoder_decoder
 
 
-class Autoencoder(nnx.Module):
+class Autoencoder(ImageModel):
 
   def __init__(self, cfg, image_shape, *, data_variance: float, dtype=jnp.float32,
                rngs: nnx.Rngs):

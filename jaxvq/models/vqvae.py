@@ -3,6 +3,14 @@
 loss = reconstruction + alpha * ||sg(z_e) - z_q||^2 + beta * ||z_e - sg(z_q)||^2,
 where the reconstruction term is the MSE, divided by the variance of the
 training data when `normalize_reconstruction` is set (DeepMind's recipe).
+
+The codebook is learned by gradient (`codebook_update = "gradient"`) or by
+exponential moving averages (`"ema"`: no codebook loss, the codebook is state
+that training steps update, not a parameter). Either can start from k-means
+on the first batches' encoder outputs and restart codes that fall out of use;
+see jaxvq/codebook.py. Options: cosine-similarity codes (inputs and codes
+l2-normalised) and a lower lookup dimension (z_e projected to `codebook_dim`
+for the lookup and back, as ViT-VQGAN's factorised codes).
 """
 from __future__ import annotations
 
@@ -12,12 +20,23 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxvq import codebook as codebook_lib
 from jaxvq import quantizer
-from jaxvq.models.base import ModelOutput, per_example_mean
+from jaxvq.models.base import ImageModel, ModelOutput, per_example_mean
 from jaxvq.nets import build_encoder_decoder
 
+CODEBOOK_UPDATES = ("gradient", "ema")
 
-class VQVAE(nnx.Module):
+
+class CodebookStatistic(nnx.Variable):
+  """Codebook state that training steps update directly, never the optimizer."""
+
+
+def _l2_normalize(x):
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+class VQVAE(ImageModel):
 
   def __init__(self, cfg, image_shape, *, data_variance: float, dtype=jnp.float32,
                rngs: nnx.Rngs):
@@ -25,38 +44,80 @@ class VQVAE(nnx.Module):
       raise ValueError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     if cfg.embedding_dim < 1:
       raise ValueError(f"model.embedding_dim (D) must be at least 1, got {cfg.embedding_dim}")
+    if cfg.codebook_update not in CODEBOOK_UPDATES:
+      raise ValueError(f"model.codebook_update must be one of {CODEBOOK_UPDATES}, "
+                       f"got {cfg.codebook_update!r}")
     self.encoder, self.decoder, self.grid_shape = build_encoder_decoder(
         cfg, image_shape, encoder_out=cfg.embedding_dim, decoder_in=cfg.embedding_dim,
         dtype=dtype, rngs=rngs)
-    limit = math.sqrt(3.0 / cfg.embedding_dim)  # Sonnet's uniform variance scaling
-    self.codebook = nnx.Param(jax.random.uniform(
-        rngs.params(), (cfg.num_codes, cfg.embedding_dim), minval=-limit, maxval=limit))
+    code_dim = cfg.codebook_dim or cfg.embedding_dim
+    factorized = bool(cfg.codebook_dim)
+    self.project_in = nnx.Linear(cfg.embedding_dim, code_dim, rngs=rngs) if factorized else None
+    self.project_out = nnx.Linear(code_dim, cfg.embedding_dim, rngs=rngs) if factorized else None
+    limit = math.sqrt(3.0 / code_dim)  # Sonnet's uniform variance scaling
+    initial = jax.random.uniform(rngs.params(), (cfg.num_codes, code_dim),
+                                 minval=-limit, maxval=limit)
+    self.ema = cfg.codebook_update == "ema"
+    if self.ema:
+      self.codebook = CodebookStatistic(initial)
+      cluster_size, embed_sum = codebook_lib.ema_state_for(initial)
+      self.cluster_size = CodebookStatistic(cluster_size)   # N [K]
+      self.embed_sum = CodebookStatistic(embed_sum)         # m [K, d]
+    else:
+      self.codebook = nnx.Param(initial)
+    self.usage = CodebookStatistic(jnp.zeros((cfg.num_codes,)))  # EMA of assignments per step
     self.num_codes = cfg.num_codes
+    self.cosine = cfg.cosine_codebook
     self.commitment_cost = cfg.commitment_cost
-    self.codebook_cost = cfg.codebook_cost
+    self.codebook_cost = 0.0 if self.ema else cfg.codebook_cost
+    self.ema_decay, self.ema_epsilon = cfg.ema_decay, cfg.ema_epsilon
+    self.usage_decay = cfg.usage_decay
+    self.dead_code_threshold = cfg.dead_code_threshold
+    self.restart_every_steps = cfg.restart_every_steps
+    self.kmeans_init_batches = cfg.kmeans_init_batches
+    self.kmeans_iterations = cfg.kmeans_iterations
     self.data_variance = data_variance
     self.normalize_reconstruction = cfg.normalize_reconstruction
 
+  # -------------------------------------------------------------- code space
+
+  def to_code_space(self, z_e: jax.Array) -> jax.Array:
+    """Encoder output [..., D] -> the vectors that are quantized [..., d]."""
+    z = self.project_in(z_e) if self.project_in is not None else z_e
+    return _l2_normalize(z) if self.cosine else z
+
+  def codes(self) -> jax.Array:
+    """The codebook as the lookup sees it: [K, d]."""
+    c = self.codebook[...]
+    return _l2_normalize(c) if self.cosine else c
+
+  def from_code_space(self, z_q: jax.Array) -> jax.Array:
+    return self.project_out(z_q) if self.project_out is not None else z_q
+
+  # -------------------------------------------------------------- tokenizer
+
   def encode_to_indices(self, x: jax.Array) -> jax.Array:
     """[B, H, W, C] in [0, 1] -> [B, h, w] int32 code indices."""
-    return quantizer.nearest_code(self.encoder(x), self.codebook[...])
+    return quantizer.nearest_code(self.to_code_space(self.encoder(x)), self.codes())
 
   def decode_from_indices(self, indices: jax.Array) -> jax.Array:
     """[B, h, w] int code indices -> [B, H, W, C] images in [0, 1]."""
-    z_q = quantizer.lookup(indices, self.codebook[...])
-    return jnp.clip(self.decoder(z_q) + 0.5, 0.0, 1.0)
+    z_q = quantizer.lookup(indices, self.codes())
+    return jnp.clip(self.decoder(self.from_code_space(z_q)) + 0.5, 0.0, 1.0)
+
+  # -------------------------------------------------------------- training
 
   def __call__(self, x: jax.Array, key: jax.Array) -> ModelOutput:
     del key  # the VQ-VAE is deterministic
-    z_e = self.encoder(x)                                        # [B, h, w, D]
-    q = quantizer.quantize(z_e, self.codebook[...], commitment_cost=self.commitment_cost,
+    z = self.to_code_space(self.encoder(x))                      # [B, h, w, d]
+    q = quantizer.quantize(z, self.codes(), commitment_cost=self.commitment_cost,
                            codebook_cost=self.codebook_cost)
-    x_hat = self.decoder(q.quantized) + 0.5                      # [B, H, W, C]
+    x_hat = self.decoder(self.from_code_space(q.quantized)) + 0.5  # [B, H, W, C]
     mse = per_example_mean((x_hat - x) ** 2)
     normalized_mse = mse / self.data_variance
     reconstruction = normalized_mse if self.normalize_reconstruction else mse
     # Value of both the codebook and the commitment loss, per example.
-    vq_distance = jax.lax.stop_gradient(per_example_mean((z_e - q.quantized) ** 2))
+    vq_distance = jax.lax.stop_gradient(per_example_mean((z - q.quantized) ** 2))
     counts = quantizer.code_counts(q.indices, self.num_codes)
     return ModelOutput(
         loss=jnp.mean(reconstruction) + q.loss,
@@ -66,9 +127,42 @@ class VQVAE(nnx.Module):
             "codebook_loss": vq_distance, "commitment_loss": vq_distance},
         reconstruction=jnp.clip(x_hat, 0.0, 1.0),
         code_indices=q.indices,
+        latents=jax.lax.stop_gradient(z),
         batch_metrics={"perplexity": q.perplexity,
                        "codebook_usage": quantizer.usage_from_counts(counts)})
 
-  def generate(self, key, num, reference):
-    """Generation needs a prior over codes (the PixelCNN): none here."""
-    return None
+  def _set_codebook(self, codebook: jax.Array, cluster_size: jax.Array | None = None) -> None:
+    """Sets the codebook, and for EMA statistics (N, m) that reproduce it."""
+    self.codebook[...] = codebook
+    if self.ema:
+      self.cluster_size[...], self.embed_sum[...] = codebook_lib.ema_state_for(codebook, cluster_size)
+
+  def update_after_step(self, out: ModelOutput, key: jax.Array, step: jax.Array) -> dict:
+    flat = out.latents.reshape(-1, out.latents.shape[-1])        # [N, d]
+    indices = out.code_indices.reshape(-1)                       # [N]
+    self.usage[...] = codebook_lib.usage_update(self.usage[...], indices, decay=self.usage_decay)
+    if self.ema:
+      cluster_size, embed_sum = codebook_lib.ema_update(
+          self.cluster_size[...], self.embed_sum[...], flat, indices, decay=self.ema_decay)
+      self.cluster_size[...], self.embed_sum[...] = cluster_size, embed_sum
+      self.codebook[...] = codebook_lib.ema_codebook(cluster_size, embed_sum, self.ema_epsilon)
+    if not self.restart_every_steps:
+      return {}
+    dead, replacements = codebook_lib.dead_code_candidates(
+        key, self.usage[...], flat, self.dead_code_threshold)
+    dead = dead & ((step + 1) % self.restart_every_steps == 0)
+    self.codebook[...] = jnp.where(dead[:, None], replacements, self.codebook[...])
+    if self.ema:  # a restarted code counts as one assignment of its new vector
+      self.cluster_size[...] = jnp.where(dead, 1.0, self.cluster_size[...])
+      self.embed_sum[...] = jnp.where(dead[:, None], replacements, self.embed_sum[...])
+    self.usage[...] = jnp.where(dead, self.dead_code_threshold, self.usage[...])
+    return {"num_codes_restarted": jnp.sum(dead)}
+
+  def initialize_from_data(self, batches: jax.Array, key: jax.Array) -> None:
+    """k-means of the encoder outputs of `batches` [n, B, H, W, C] sets the codebook."""
+    if not self.kmeans_init_batches:
+      return
+    z = self.to_code_space(self.encoder(batches.reshape((-1,) + batches.shape[2:])))
+    centers, counts = codebook_lib.kmeans(key, z.reshape(-1, z.shape[-1]), self.num_codes,
+                                          self.kmeans_iterations)
+    self._set_codebook(centers, counts / batches.shape[0])   # N: assignments per batch
