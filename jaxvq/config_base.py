@@ -49,4 +49,13 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.model.usage_decay = 0.99            # decay of that usage EMA
   config.model.cosine_codebook = False       # l2-normalised codes and inputs
   config.model.codebook_dim = 0              # lookup dimension d < D (0: d = D)
+  # PixelCNN prior (configs/pixelcnn_*.py); K, the classes and the image size come from the codes
+  config.model.channels = 64
+  config.model.num_layers = 8
+  config.model.kernel_size = 3
+  config.model.head_channels = 256
+  config.model.class_conditional = False
+  config.model.num_classes = 0
+  config.model.image_dims = 0
+  config.vqvae_workdir = ""              # the prior's VQ-VAE run
   return config

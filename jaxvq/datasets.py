@@ -22,6 +22,8 @@ import pickle
 import warnings
 from typing import Optional, Protocol
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
@@ -32,20 +34,22 @@ class DatasetError(ValueError):
   """A dataset that cannot be loaded, with the reason and the fix."""
 
 
-class ImageSource(Protocol):
-  """Random access to uint8 images of one split."""
+class Source(Protocol):
+  """Random access to the examples of one split."""
   image_shape: tuple
 
   def __len__(self) -> int: ...
 
-  def images(self, indices: np.ndarray) -> np.ndarray: ...   # [n, H, W, C] uint8
+  def inputs(self, indices: np.ndarray) -> np.ndarray: ...   # [n, H, W, C] uint8 images
+
+  def labels(self, indices: np.ndarray) -> np.ndarray: ...   # [n] int32 (0 where unlabelled)
 
 
 @dataclasses.dataclass
 class ArraySource:
   """A split held in memory."""
-  array: np.ndarray                      # [N, H, W, C] uint8
-  labels: Optional[np.ndarray] = None    # [N] int
+  array: np.ndarray                          # [N, ...] the inputs
+  label_array: Optional[np.ndarray] = None   # [N] int
 
   @property
   def image_shape(self):
@@ -54,8 +58,13 @@ class ArraySource:
   def __len__(self):
     return len(self.array)
 
-  def images(self, indices):
+  def inputs(self, indices):
     return self.array[indices]
+
+  def labels(self, indices):
+    if self.label_array is None:
+      return np.zeros(len(indices), np.int32)
+    return self.label_array[indices].astype(np.int32)
 
 
 @dataclasses.dataclass
@@ -67,27 +76,41 @@ class TfdsSource:
   def __len__(self):
     return len(self.source)
 
-  def images(self, indices):
+  def inputs(self, indices):
     return np.stack([_fit(np.asarray(self.source[int(i)]["image"]), self.image_shape)
                      for i in indices])
+
+  def labels(self, indices):
+    return np.array([int(self.source[int(i)].get("label", 0)) for i in indices], np.int32)
 
 
 @dataclasses.dataclass
 class ImageDataset:
   name: str
-  train: ImageSource
-  test: ImageSource
+  train: Source
+  test: Source
   binarize: bool = False   # draw x ~ Bernoulli(pixel intensity) each time a batch is used
+  num_classes: int = 0     # 0: unlabelled
 
   @property
   def image_shape(self):
     return self.train.image_shape
 
+  def preprocess(self, inputs, key):
+    """uint8 [B, H, W, C] -> float32 in [0, 1], or {0, 1} drawn per pixel if `binarize`.
+
+    Runs on the device, inside the jitted steps.
+    """
+    x = inputs.astype(jnp.float32) / 255.0
+    if self.binarize:
+      x = jax.random.bernoulli(key, x).astype(jnp.float32)
+    return x
+
   def pixel_variance(self, max_examples: int = 10000) -> float:
     """Variance of the training pixels scaled to [0, 1] (the normalized-MSE divisor)."""
     n = min(len(self.train), max_examples)
     idx = np.random.default_rng(0).permutation(len(self.train))[:n]
-    x = self.train.images(np.sort(idx)).astype(np.float64) / 255.0
+    x = self.train.inputs(np.sort(idx)).astype(np.float64) / 255.0
     return float(np.var(x))
 
 
@@ -119,7 +142,8 @@ def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> I
           f"--file_format=array_record` (the build itself may need `pip install tensorflow`), "
           f"then point --config.data_dir at it.")
     train, test = local()
-    dataset = ImageDataset(base, _resized(train, image_size), _resized(test, image_size))
+    dataset = ImageDataset(base, _resized(train, image_size), _resized(test, image_size),
+                           num_classes=10)
   dataset.name = name
   dataset.binarize = binarize
   return dataset
@@ -155,7 +179,8 @@ def _tfds(name: str, image_size: int, data_dir: Optional[str]) -> Optional[Image
                        f"it has {sorted(splits)}")
   source = lambda split: TfdsSource(tfds.data_source(name, split=split, data_dir=_tfds_dir(data_dir),
                                                      try_gcs=False), shape)
-  return ImageDataset(name, source("train"), source(test_split))
+  num_classes = features["label"].num_classes if "label" in features else 0
+  return ImageDataset(name, source("train"), source(test_split), num_classes=num_classes)
 
 
 def _local_mnist():
@@ -277,4 +302,4 @@ def _resized(source: ArraySource, image_size: int) -> ArraySource:
   if not image_size or source.image_shape[:2] == (image_size, image_size):
     return source
   shape = (image_size, image_size, source.image_shape[-1])
-  return ArraySource(np.stack([_fit(x, shape) for x in source.array]), source.labels)
+  return ArraySource(np.stack([_fit(x, shape) for x in source.array]), source.label_array)

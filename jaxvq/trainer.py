@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from jaxvq import datasets, images, input_pipeline, quantizer, sharding
+from jaxvq import codes, datasets, images, input_pipeline, quantizer, sharding
 from jaxvq.checkpoint import Checkpointer
 from jaxvq.metrics_writer import MetricsWriter
 from jaxvq.models import build_model
@@ -50,14 +50,6 @@ class TrainState:
     return jax.random.fold_in(jax.random.wrap_key_data(self.rng), tag)
 
 
-def preprocess(images_uint8: jax.Array, key: jax.Array, binarize: bool) -> jax.Array:
-  """uint8 [B, H, W, C] -> float32 in [0, 1], or {0, 1} drawn per pixel if `binarize`."""
-  x = images_uint8.astype(jnp.float32) / 255.0
-  if binarize:
-    x = jax.random.bernoulli(key, x).astype(jnp.float32)
-  return x
-
-
 @struct.dataclass
 class Experiment:
   """Everything a run needs besides its state; built once by `setup`."""
@@ -72,13 +64,62 @@ class Experiment:
     return nnx.merge(self.graphdef, state.params, state.model_state)
 
 
+class RunError(ValueError):
+  """A workdir that does not hold what was asked of it."""
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise RunError(f"{workdir} holds no run (no config.json): train one with "
+                   f"`python train.py --config=configs/NAME.py --workdir={workdir}`")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_run(workdir: str, step=None):
+  """The experiment and train state of the run in `workdir`, at `step` (default: the latest)."""
+  exp = setup(load_config(workdir))
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+  step = checkpointer.latest_step() if step is None else step
+  if step is None:
+    raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
+  state = checkpointer.restore(step, exp.initial_state)
+  checkpointer.close()
+  return exp, state
+
+
+def encode_codes(vqvae_workdir: str) -> dict:
+  """Saves the code grids of a VQ-VAE run's latest checkpoint under VQVAE_DIR/codes/."""
+  exp, state = restore_run(vqvae_workdir)
+  return codes.save(exp, state, vqvae_workdir)
+
+
+def _load_dataset(config: ml_collections.ConfigDict):
+  """The images a config names, or for a prior the codes of its VQ-VAE (encoded if missing)."""
+  if config.model.name != "pixelcnn":
+    return datasets.load(config.dataset, image_size=config.image_size,
+                         data_dir=config.data_dir or None)
+  if not config.get("vqvae_workdir"):
+    raise RunError("a prior needs --config.vqvae_workdir=DIR, the workdir of a trained VQ-VAE")
+  metadata = codes.read_metadata(config.vqvae_workdir)
+  latest = Checkpointer(os.path.join(config.vqvae_workdir, "checkpoints")).latest_step()
+  if metadata is None or (latest is not None and metadata["step"] != latest):
+    encode_codes(config.vqvae_workdir)
+  return codes.load(config.vqvae_workdir)
+
+
 def setup(config: ml_collections.ConfigDict) -> Experiment:
   """Loads the data, builds the model and optimizer, places the initial state."""
-  dataset = datasets.load(config.dataset, image_size=config.image_size,
-                          data_dir=config.data_dir or None)
+  dataset = _load_dataset(config)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
-  model = build_model(config.model, dataset.image_shape,
+  model_config = config.model
+  if isinstance(dataset, codes.CodeDataset):  # the prior's size follows its codes
+    model_config = ml_collections.ConfigDict(config.model.to_dict())
+    model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
+    model_config.image_dims = dataset.image_dims
+  model = build_model(model_config, dataset.image_shape,
                       data_variance=dataset.pixel_variance(), seed=config.seed)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(config.learning_rate)
@@ -89,15 +130,23 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)
 
 
-def make_train_step(exp: Experiment):
-  binarize = exp.dataset.binarize
+def train_batch(exp: Experiment, step: int):
+  """The (inputs, labels) of training step `step` (0-based), split over the devices."""
+  indices = input_pipeline.train_indices(len(exp.dataset.train), exp.config.batch_size,
+                                         exp.config.seed, step)
+  return sharding.shard_batch((exp.dataset.train.inputs(indices),
+                               exp.dataset.train.labels(indices)), exp.mesh)
 
-  def train_step(state: TrainState, batch: jax.Array):
+
+def make_train_step(exp: Experiment):
+
+  def train_step(state: TrainState, batch):
+    inputs, labels = batch
     data_key, model_key, update_key = jax.random.split(state.key(state.step), 3)
-    x = preprocess(batch, data_key, binarize)
+    x = exp.dataset.preprocess(inputs, data_key)
 
     def loss_fn(params):
-      out = nnx.merge(exp.graphdef, params, state.model_state)(x, model_key)
+      out = nnx.merge(exp.graphdef, params, state.model_state)(x, model_key, labels)
       return out.loss, out
 
     (_, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -118,14 +167,14 @@ def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
   num_batches = exp.config.model.get("kmeans_init_batches", 0)
   if not num_batches:
     return state
-  batches = np.stack([exp.dataset.train.images(input_pipeline.train_indices(
+  batches = np.stack([exp.dataset.train.inputs(input_pipeline.train_indices(
       len(exp.dataset.train), exp.config.batch_size, exp.config.seed, s)) for s in range(num_batches)])
 
   @jax.jit
   def initialize(state, batches):
     data_key, model_key = jax.random.split(state.key(_INIT_KEY_TAG))
     model = exp.model(state)
-    model.initialize_from_data(preprocess(batches, data_key, exp.dataset.binarize), model_key)
+    model.initialize_from_data(exp.dataset.preprocess(batches, data_key), model_key)
     _, params, model_state = nnx.split(model, nnx.Param, ...)
     return state.replace(params=params, model_state=model_state)
 
@@ -140,7 +189,7 @@ def _eval_inputs(exp: Experiment, state: TrainState, batch, indices):
   """
   key = state.key(_EVAL_KEY_TAG)
   example_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
-  x = jax.vmap(lambda k, b: preprocess(b[None], k, exp.dataset.binarize)[0])(example_keys, batch)
+  x = jax.vmap(lambda k, b: exp.dataset.preprocess(b[None], k)[0])(example_keys, batch)
   return x, jax.random.fold_in(key, indices[0])
 
 
@@ -151,10 +200,11 @@ def eval_batch_size(exp: Experiment) -> int:
 
 def make_eval_step(exp: Experiment):
 
-  def eval_step(state: TrainState, batch: jax.Array, mask: jax.Array, indices: jax.Array):
-    x, model_key = _eval_inputs(exp, state, batch, indices)
+  def eval_step(state: TrainState, batch, mask: jax.Array, indices: jax.Array):
+    inputs, labels = batch
+    x, model_key = _eval_inputs(exp, state, inputs, indices)
     model = exp.model(state)
-    out = model(x, model_key)
+    out = model(x, model_key, labels)
     sums = {k: jnp.sum(v * mask) for k, v in out.per_example.items()}
     sums["count"] = jnp.sum(mask)
     if out.code_indices is not None:
@@ -167,7 +217,7 @@ def make_eval_step(exp: Experiment):
 def make_iwae_step(exp: Experiment, num_samples: int):
 
   def iwae_step(state, batch, mask, indices):
-    x, model_key = _eval_inputs(exp, state, batch, indices)
+    x, model_key = _eval_inputs(exp, state, batch[0], indices)
     nll = exp.model(state).importance_weighted_nll(x, jax.random.fold_in(model_key, 1), num_samples)
     return jnp.sum(nll * mask)
 
@@ -183,12 +233,13 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
   totals, first, iwae_total, iwae_count = None, None, 0.0, 0.0
   for indices, mask in input_pipeline.eval_batches(num, eval_batch_size(exp)):
     batch, mask_on_devices, indices_on_devices = sharding.shard_batch(
-        (exp.dataset.test.images(indices), mask, indices.astype(np.int32)), exp.mesh)
+        ((exp.dataset.test.inputs(indices), exp.dataset.test.labels(indices)), mask,
+         indices.astype(np.int32)), exp.mesh)
     sums, x, recon = eval_step(state, batch, mask_on_devices, indices_on_devices)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     if first is None:
       real = int(mask.sum())
-      first = (x[:real], recon[:real])
+      first = (x[:real], None if recon is None else recon[:real])
     if iwae_step is not None and indices[0] < iwae_limit:
       iwae_mask = mask * (indices < iwae_limit)
       iwae_total += iwae_step(state, batch, sharding.shard_batch(iwae_mask, exp.mesh),
@@ -216,6 +267,8 @@ def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, fi
     images.save_usage_histogram(os.path.join(workdir, "images", f"code_usage_{step:06d}.png"),
                                 code_counts, title=f"code usage on the test set, step {step}")
   n = exp.config.num_image_grid
+  if first[1] is None:  # a prior: its samples come from jaxvq.sample
+    return
   x, recon = (np.asarray(jax.device_get(a))[:n] for a in first)
   columns = int(np.ceil(np.sqrt(n)))
   images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
@@ -273,14 +326,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step, eval_step = make_train_step(exp), make_eval_step(exp)
   iwae_samples = config.model.get("importance_samples", 0) if config.model.name == "vae" else 0
   start = int(state.step)
-  num_train = len(exp.dataset.train)
   progress = _Progress(start, config.num_train_steps)
   accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
   test_metrics = {}
   for step in range(start + 1, config.num_train_steps + 1):
-    indices = input_pipeline.train_indices(num_train, config.batch_size, config.seed, step - 1)
-    batch = sharding.shard_batch(exp.dataset.train.images(indices), exp.mesh)
-    state, metrics = train_step(state, batch)
+    state, metrics = train_step(state, train_batch(exp, step - 1))
     accumulated = metrics if accumulated is None else jax.tree.map(jnp.add, accumulated, metrics)
     accumulated_steps += 1
     last = step == config.num_train_steps

@@ -94,8 +94,7 @@ def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouche
   trainer.evaluate(exp, exp.initial_state, trainer.make_eval_step(exp))
   for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(jax.device_get(exp.initial_state.model_state))):
     np.testing.assert_array_equal(a, b)
-  state, _ = trainer.make_train_step(exp)(exp.initial_state, sharding.shard_batch(
-      exp.dataset.train.images(input_pipeline.train_indices(60000, 16, 0, 0)), exp.mesh))
+  state, _ = trainer.make_train_step(exp)(exp.initial_state, trainer.train_batch(exp, 0))
   assert not np.array_equal(before["codebook"][...], jax.device_get(state.model_state["codebook"][...]))
 
 

@@ -12,15 +12,15 @@ from jaxvq import datasets, trainer
 def test_fashion_mnist_is_the_full_real_dataset():
   ds = datasets.load("fashion_mnist")
   assert (len(ds.train), len(ds.test), ds.image_shape) == (60000, 10000, (28, 28, 1))
-  x = ds.train.images(np.arange(1000))
+  x = ds.train.inputs(np.arange(1000))
   assert x.dtype == np.uint8 and x.max() == 255 and 0.2 < x.mean() / 255 < 0.4
-  assert sorted(np.unique(ds.train.labels)) == list(range(10))
+  assert sorted(np.unique(ds.train.label_array)) == list(range(10))
 
 
 def test_mnist_recovers_the_original_bytes():
   ds = datasets.load("mnist")
   assert (len(ds.train), len(ds.test)) == (60000, 10000)
-  x = ds.test.images(np.arange(100))
+  x = ds.test.inputs(np.arange(100))
   assert x.dtype == np.uint8 and x.max() == 255
   assert datasets.load("binarized_mnist").binarize and not ds.binarize
 
@@ -44,7 +44,7 @@ def test_cifar10_code_path_through_mocked_tfds(tiny_config, tmp_path):
   mocks = _mock_tfds()
   with mocks[0], mocks[1]:
     ds = datasets.load("cifar10")
-    assert ds.image_shape == (32, 32, 3) and ds.train.images([0, 5]).dtype == np.uint8
+    assert ds.image_shape == (32, 32, 3) and ds.train.inputs([0, 5]).dtype == np.uint8
     tiny_config.dataset = "cifar10"
     tiny_config.num_train_steps, tiny_config.eval_batch_size = 4, 32
     final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
@@ -71,5 +71,5 @@ def test_npz_dataset(tmp_path):
   path = tmp_path / "d.npz"
   np.savez(path, x_train=np.random.default_rng(0).random((20, 8, 8)), x_test=np.zeros((4, 8, 8)))
   ds = datasets.load(f"npz:{path}")
-  assert ds.image_shape == (8, 8, 1) and len(ds.train) == 20 and ds.test.images([0]).max() == 0
+  assert ds.image_shape == (8, 8, 1) and len(ds.train) == 20 and ds.test.inputs([0]).max() == 0
   assert datasets.load(f"npz:{path}", image_size=4).image_shape == (4, 4, 1)

@@ -5,15 +5,20 @@ from flax import nnx
 
 from jaxvq.models.autoencoder import Autoencoder
 from jaxvq.models.base import ModelOutput
+from jaxvq.models.pixelcnn import PixelCNNPrior
 from jaxvq.models.vae import VAE
 from jaxvq.models.vqvae import VQVAE
 
-MODELS = {"autoencoder": Autoencoder, "vae": VAE, "vqvae": VQVAE}
+MODELS = {"autoencoder": Autoencoder, "vae": VAE, "vqvae": VQVAE, "pixelcnn": PixelCNNPrior}
 
 
 def build_model(model_config, image_shape, *, data_variance: float, seed: int,
                 dtype=jnp.float32) -> nnx.Module:
-  """Builds `model_config.name` for images of `image_shape` = (H, W, C), parameters from `seed`."""
+  """Builds `model_config.name` for inputs of `image_shape`, parameters from `seed`.
+
+  `image_shape` is (H, W, C) for the image models and the code grid (h, w) for
+  the PixelCNN prior.
+  """
   name = model_config.name
   if name not in MODELS:
     raise ValueError(f"unknown model.name {name!r}; choose one of {sorted(MODELS)}")

@@ -12,14 +12,18 @@ from flax import nnx, struct
 class ModelOutput:
   loss: jax.Array                  # scalar that training minimises
   per_example: dict                # name -> [B]; evaluation averages them over the test set
-  reconstruction: jax.Array        # [B, H, W, C] in [0, 1], for image grids
+  reconstruction: Optional[jax.Array]  # [B, H, W, C] in [0, 1] for image grids (None: a prior)
   code_indices: Optional[jax.Array] = None  # [B, h, w] int32, VQ models only
   latents: Optional[jax.Array] = None       # [B, h, w, d] what was quantized, VQ models only
   batch_metrics: dict = struct.field(default_factory=dict)  # scalars of this batch only
 
 
 class ImageModel(nnx.Module):
-  """Hooks of the training loop; a model overrides those it needs."""
+  """Hooks of the training loop; a model overrides those it needs.
+
+  Every model is called as `model(inputs, key, labels)` -> ModelOutput, where
+  `labels` [B] int are the class labels (used by class-conditional models).
+  """
 
   def initialize_from_data(self, batches: jax.Array, key: jax.Array) -> None:
     """Called once before the first step with the first training batches [n, B, H, W, C]."""

@@ -58,7 +58,8 @@ class VAE(ImageModel):
   def bits_per_dim(self, nats: jax.Array) -> jax.Array:
     return gaussian.nats_to_bits_per_dim(nats, self.num_dims)
 
-  def __call__(self, x: jax.Array, key: jax.Array) -> ModelOutput:
+  def __call__(self, x: jax.Array, key: jax.Array, labels=None) -> ModelOutput:
+    del labels  # unconditional
     mean, logvar = self.posterior(x)
     z = gaussian.reparameterize(key, mean, logvar)
     decoded = self.decoder(z)

@@ -107,8 +107,8 @@ class VQVAE(ImageModel):
 
   # -------------------------------------------------------------- training
 
-  def __call__(self, x: jax.Array, key: jax.Array) -> ModelOutput:
-    del key  # the VQ-VAE is deterministic
+  def __call__(self, x: jax.Array, key: jax.Array, labels=None) -> ModelOutput:
+    del key, labels  # the VQ-VAE is deterministic
     z = self.to_code_space(self.encoder(x))                      # [B, h, w, d]
     q = quantizer.quantize(z, self.codes(), commitment_cost=self.commitment_cost,
                            codebook_cost=self.codebook_cost)

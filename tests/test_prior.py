@@ -1,0 +1,106 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxvq import codes, sample, trainer
+from jaxvq.models import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _prior_config(tiny_config, num_classes=0):
+  cfg = ml_collections.ConfigDict(tiny_config.model.to_dict())
+  cfg.name, cfg.num_codes, cfg.channels, cfg.num_layers, cfg.head_channels = "pixelcnn", 5, 8, 3, 16
+  cfg.class_conditional, cfg.num_classes, cfg.image_dims = bool(num_classes), num_classes, 784
+  return cfg
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tiny_config, num_classes):
+  prior = build_model(_prior_config(tiny_config, num_classes), (5, 6), data_variance=1.0, seed=0)
+  embedded = jax.random.normal(jax.random.key(0), (1, 5, 6, 8))
+  labels = jnp.array([1]) if num_classes else None
+  jacobian = jax.jit(jax.jacrev(lambda e: prior.logits_from_embeddings(e, labels)))(embedded)
+  dependence = np.abs(np.asarray(jacobian)).sum(axis=(0, 3, 4, 7))        # [5, 6 | 5, 6]
+  for i in range(5):
+    for j in range(6):
+      later = np.zeros((5, 6), bool)
+      later.reshape(-1)[i * 6 + j:] = True
+      assert not np.any(dependence[i, j][later]), f"position {(i, j)} sees itself or a later code"
+      if j > 0:
+        assert dependence[i, j, i, j - 1] > 0, f"{(i, j)} misses its left neighbour"
+      if i > 0:
+        for jj in range(6):  # the whole row above, right of j included (the blind spot)
+          if abs(jj - j) <= 2:
+            assert dependence[i, j, i - 1, jj] > 0, f"{(i, j)} misses {(i - 1, jj)}"
+
+
+def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_config):
+  prior = build_model(_prior_config(tiny_config, 3), (4, 4), data_variance=1.0, seed=0)
+  labels = jnp.full((6,), 2)
+  fast = jax.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8))
+  a, b = fast(jax.random.key(7)), fast(jax.random.key(7))
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, fast(jax.random.key(8)))
+  assert a.shape == (6, 4, 4) and int(a.max()) < 5
+
+  class Exp:  # what the samplers need of an experiment
+    model = staticmethod(lambda state: prior)
+  naive = sample.sample_codes_naively(Exp, None, jax.random.key(7), 6, 2, temperature=0.8)
+  np.testing.assert_array_equal(a, naive)
+  compiled = sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8)
+  np.testing.assert_array_equal(a, compiled)
+  np.testing.assert_array_equal(sample.sample_labels(prior, 5), [0, 1, 2, 0, 1])
+
+
+def test_pipeline_from_images_to_samples_on_fashion_mnist(tiny_config, tmp_path):
+  vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
+  trainer.train_and_evaluate(tiny_config, vqvae_dir)
+
+  metadata = trainer.encode_codes(vqvae_dir)
+  assert metadata["num_codes"] == 16 and metadata["grid_shape"] == [7, 7] and metadata["step"] == 20
+  data = codes.load(vqvae_dir)
+  assert data.train.array.dtype == np.uint8 and data.train.array.shape == (60000, 7, 7)
+  assert data.num_classes == 10 and data.test.label_array.shape == (10000,)
+
+  from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
+  prior_config = pixelcnn_fashion_mnist.get_config()
+  prior_config.vqvae_workdir = vqvae_dir
+  prior_config.model.update(channels=8, num_layers=2, head_channels=16)
+  prior_config.update(batch_size=16, num_train_steps=30, log_every_steps=10, eval_every_steps=30,
+                      checkpoint_every_steps=30, num_eval_examples=400, eval_batch_size=200)
+  final = trainer.train_and_evaluate(prior_config, prior_dir)
+  assert 0 < final["bits_per_code"] < np.log2(16)   # better than uniform over K
+  np.testing.assert_allclose(final["bits_per_image_dim"], final["bits_per_code"] * 49 / 784, rtol=1e-5)
+
+  output = str(tmp_path / "samples.png")
+  cmd = [sys.executable, "-m", "jaxvq.sample", f"--workdir={prior_dir}", "--num_samples=8",
+         "--label=3", "--seed=1", f"--output={output}"]
+  subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+  first = np.load(str(tmp_path / "samples.npy"))
+  assert first.shape == (8, 7, 7) and os.path.exists(output)
+  subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+  np.testing.assert_array_equal(first, np.load(str(tmp_path / "samples.npy")))
+  bad = subprocess.run(cmd[:-4] + ["--num_samples=0"], cwd=REPO, capture_output=True, text=True)
+  assert bad.returncode != 0 and "--num_samples must be at least 1" in bad.stderr
+  bad = subprocess.run(cmd[:-4] + ["--label=10"], cwd=REPO, capture_output=True, text=True)
+  assert bad.returncode != 0 and "--label must be in [0, 10)" in bad.stderr
+
+
+def test_prior_without_a_vqvae_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+  from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
+  config = pixelcnn_fashion_mnist.get_config()
+  config.vqvae_workdir = str(tmp_path)
+  with pytest.raises(trainer.RunError, match="holds no run"):
+    trainer.setup(config)
+  with open(tmp_path / "config.json", "w") as f:
+    f.write(tiny_config.to_json())
+  with pytest.raises(trainer.RunError, match="has no checkpoint yet"):
+    trainer.setup(config)
