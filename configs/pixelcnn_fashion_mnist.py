@@ -19,7 +19,7 @@ def get_config():
   config.model.class_conditional = True
   config.batch_size = 64
   config.learning_rate = 1e-3
-  config.num_train_steps = 3000
-  config.eval_every_steps = 1000
-  config.checkpoint_every_steps = 1000
+  config.num_train_steps = 1500
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 500
   return config

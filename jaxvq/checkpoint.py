@@ -8,6 +8,16 @@ import jax
 import orbax.checkpoint as ocp
 
 
+def latest_step(directory: str) -> Optional[int]:
+  """The newest complete checkpoint's step in `directory`, None if none (creates nothing)."""
+  if not os.path.isdir(directory):
+    return None
+  checkpointer = Checkpointer(directory)
+  step = checkpointer.latest_step()
+  checkpointer.close()
+  return step
+
+
 class Checkpointer:
   """Saves and restores a train-state pytree under `directory`/<step>.
 

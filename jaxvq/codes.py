@@ -88,8 +88,6 @@ class CodeDataset:
   test: ArraySource
   metadata: dict
 
-  binarize = False
-
   @property
   def image_shape(self):
     return tuple(self.metadata["grid_shape"])

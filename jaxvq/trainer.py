@@ -1,7 +1,7 @@
 """The training loop shared by every model: `train_and_evaluate(config, workdir)`.
 
-The step is a pure function of explicit state, `train_step(state, images) ->
-(state, metrics)`, compiled once with `jax.jit`: the NNX model is split into
+The step is a pure function of explicit state, `train_step(state, (inputs,
+labels)) -> (state, metrics)`, compiled once with `jax.jit`: the NNX model is split into
 a static graph definition and its parameters at the boundary and merged
 inside. Randomness comes from one key: step s uses fold_in(key, s).
 
@@ -9,11 +9,10 @@ Workdir layout:
   config.json        the run's configuration
   metrics.jsonl      one JSON row per log/eval: step, split, losses, ...
   checkpoints/<step> Orbax checkpoints of the train state
-  images/            reconstructions_<step>.png, samples_<step>.png
+  images/            reconstructions_<step>.png, samples_<step>.png, code_usage_<step>.png
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from jaxvq import codes, datasets, images, input_pipeline, quantizer, sharding
+from jaxvq import checkpoint, codes, datasets, images, input_pipeline, quantizer, sharding
 from jaxvq.checkpoint import Checkpointer
 from jaxvq.metrics_writer import MetricsWriter
 from jaxvq.models import build_model
@@ -79,11 +78,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 def restore_run(workdir: str, step=None):
   """The experiment and train state of the run in `workdir`, at `step` (default: the latest)."""
-  exp = setup(load_config(workdir))
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-  step = checkpointer.latest_step() if step is None else step
+  config = load_config(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  step = checkpoint.latest_step(directory) if step is None else step
   if step is None:
     raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
+  exp = setup(config)
+  checkpointer = Checkpointer(directory)
   state = checkpointer.restore(step, exp.initial_state)
   checkpointer.close()
   return exp, state
@@ -103,7 +104,7 @@ def _load_dataset(config: ml_collections.ConfigDict):
   if not config.get("vqvae_workdir"):
     raise RunError("a prior needs --config.vqvae_workdir=DIR, the workdir of a trained VQ-VAE")
   metadata = codes.read_metadata(config.vqvae_workdir)
-  latest = Checkpointer(os.path.join(config.vqvae_workdir, "checkpoints")).latest_step()
+  latest = checkpoint.latest_step(os.path.join(config.vqvae_workdir, "checkpoints"))
   if metadata is None or (latest is not None and metadata["step"] != latest):
     encode_codes(config.vqvae_workdir)
   return codes.load(config.vqvae_workdir)

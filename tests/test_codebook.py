@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvq import codebook, input_pipeline, sharding, trainer
+from jaxvq import codebook, trainer
 from jaxvq.models import build_model
 
 

@@ -2,7 +2,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from flax import nnx
 
 from jaxvq import gaussian
 from jaxvq.models import build_model

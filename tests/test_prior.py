@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -42,14 +41,17 @@ def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tin
             assert dependence[i, j, i - 1, jj] > 0, f"{(i, j)} misses {(i - 1, jj)}"
 
 
-def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_config):
-  prior = build_model(_prior_config(tiny_config, 3), (4, 4), data_variance=1.0, seed=0)
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_config, kernel_size):
+  config = _prior_config(tiny_config, 3)
+  config.kernel_size = kernel_size
+  prior = build_model(config, (4, 5), data_variance=1.0, seed=0)
   labels = jnp.full((6,), 2)
   fast = jax.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8))
   a, b = fast(jax.random.key(7)), fast(jax.random.key(7))
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, fast(jax.random.key(8)))
-  assert a.shape == (6, 4, 4) and int(a.max()) < 5
+  assert a.shape == (6, 4, 5) and int(a.max()) < 5
 
   class Exp:  # what the samplers need of an experiment
     model = staticmethod(lambda state: prior)
@@ -57,6 +59,8 @@ def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_conf
   np.testing.assert_array_equal(a, naive)
   compiled = sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8)
   np.testing.assert_array_equal(a, compiled)
+  uncached = jax.jit(lambda key: prior.sample_without_cache(key, 6, labels, temperature=0.8))
+  np.testing.assert_array_equal(a, uncached(jax.random.key(7)))
   np.testing.assert_array_equal(sample.sample_labels(prior, 5), [0, 1, 2, 0, 1])
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxvq import input_pipeline, quantizer, sharding, trainer
+from jaxvq import input_pipeline, quantizer, trainer
 from jaxvq.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

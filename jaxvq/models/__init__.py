@@ -4,10 +4,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvq.models.autoencoder import Autoencoder
-from jaxvq.models.base import ModelOutput
+from jaxvq.models.base import ImageModel, ModelOutput
 from jaxvq.models.pixelcnn import PixelCNNPrior
 from jaxvq.models.vae import VAE
 from jaxvq.models.vqvae import VQVAE
+
+__all__ = ["MODELS", "build_model", "Autoencoder", "VAE", "VQVAE", "PixelCNNPrior",
+           "ImageModel", "ModelOutput"]
 
 MODELS = {"autoencoder": Autoencoder, "vae": VAE, "vqvae": VQVAE, "pixelcnn": PixelCNNPrior}
 
