@@ -2,10 +2,10 @@
 
 Rerunning the same command resumes from the latest checkpoint in DIR.
 """
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from jaxvq import trainer
+from jaxvq import cli, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and images.")
@@ -16,8 +16,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint at INFO
+  cli.quiet_logging()
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -14,10 +14,10 @@ import json
 import os
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from jaxvq import trainer
+from jaxvq import cli, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Parent directory of the three runs.")
@@ -39,7 +39,7 @@ def variants(model_config):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  cli.quiet_logging()
   base = FLAGS.config
   if FLAGS.steps:
     base.num_train_steps = FLAGS.steps

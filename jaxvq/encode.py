@@ -7,7 +7,7 @@ import json
 
 from absl import app, flags
 
-from jaxvq import trainer
+from jaxvq import cli, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Workdir of a trained VQ-VAE.")
@@ -16,6 +16,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
   del argv
+  cli.quiet_logging()
   metadata = trainer.encode_codes(FLAGS.workdir)
   print(json.dumps(metadata))
 

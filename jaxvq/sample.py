@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from jaxvq import images, trainer
+from jaxvq import cli, images, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Workdir of a trained PixelCNN prior.")
@@ -65,35 +65,45 @@ def sample_labels(prior, num_samples: int, label=None):
   return jnp.full((num_samples,), label, jnp.int32)
 
 
-def sample_codes(exp, state, key, num_samples: int, label=None, temperature: float = 1.0):
-  """[num_samples, h, w] int32 code grids from the prior in one compiled program."""
-  labels = sample_labels(exp.model(state), num_samples, label)
-  fn = jax.jit(lambda state, key, labels: exp.model(state).sample(key, num_samples, labels,
-                                                                 temperature))
-  return fn(state, key, labels)
+SAMPLERS = ("compiled_loop", "compiled_loop_without_cache", "python_loop")
 
 
-def sample_codes_without_cache(exp, state, key, num_samples: int, label=None, temperature=1.0):
-  """The same samples by a compiled loop of one whole forward pass per position."""
-  labels = sample_labels(exp.model(state), num_samples, label)
-  fn = jax.jit(lambda state, key, labels: exp.model(state).sample_without_cache(
-      key, num_samples, labels, temperature))
-  return fn(state, key, labels)
+def make_sampler(exp, num_samples: int, temperature: float = 1.0, how: str = "compiled_loop"):
+  """fn(state, key, labels) -> [num_samples, h, w] int32 codes, compiled once for reuse.
 
-
-def sample_codes_naively(exp, state, key, num_samples: int, label=None, temperature=1.0):
-  """The same samples by a Python loop of one jitted forward pass per position."""
-  prior = exp.model(state)
-  height, width = prior.grid_shape
-  labels = sample_labels(prior, num_samples, label)
+  compiled_loop                one XLA program with the prior's row cache (PixelCNNPrior.sample)
+  compiled_loop_without_cache  one XLA program, a whole forward pass per position
+  python_loop                  a Python loop of one jitted forward pass per position
+  All three draw the same codes for the same key.
+  """
+  if how == "compiled_loop":
+    return jax.jit(lambda state, key, labels: exp.model(state).sample(
+        key, num_samples, labels, temperature))
+  if how == "compiled_loop_without_cache":
+    return jax.jit(lambda state, key, labels: exp.model(state).sample_without_cache(
+        key, num_samples, labels, temperature))
+  if how != "python_loop":
+    raise ValueError(f"unknown sampler {how!r}: one of {SAMPLERS}")
   forward = jax.jit(lambda state, codes, labels: exp.model(state).logits(codes, labels))
-  codes = jnp.zeros((num_samples, height, width), jnp.int32)
-  for position in range(height * width):
-    row, col = divmod(position, width)
-    logits = forward(state, codes, labels)[:, row, col]
-    chosen = jax.random.categorical(jax.random.fold_in(key, position), logits / temperature)
-    codes = codes.at[:, row, col].set(chosen)
-  return codes
+
+  def python_loop(state, key, labels):
+    height, width = exp.model(state).grid_shape
+    codes = jnp.zeros((num_samples, height, width), jnp.int32)
+    for position in range(height * width):
+      row, col = divmod(position, width)
+      logits = forward(state, codes, labels)[:, row, col]
+      chosen = jax.random.categorical(jax.random.fold_in(key, position), logits / temperature)
+      codes = codes.at[:, row, col].set(chosen)
+    return codes
+
+  return python_loop
+
+
+def sample_codes(exp, state, key, num_samples: int, label=None, temperature: float = 1.0,
+                 how: str = "compiled_loop"):
+  """[num_samples, h, w] int32 code grids from the prior (see `make_sampler`)."""
+  labels = sample_labels(exp.model(state), num_samples, label)
+  return make_sampler(exp, num_samples, temperature, how)(state, key, labels)
 
 
 def decode(vq_exp, vq_state, codes):
@@ -102,26 +112,30 @@ def decode(vq_exp, vq_state, codes):
 
 
 def benchmark(exp, state, num_samples: int, repeats: int = 5) -> dict:
+  """Images/s of each sampler (median of `repeats` runs after one that compiles)."""
   key = jax.random.key(0)
-  timings = {}
-  samplers = (("compiled_loop", sample_codes), ("compiled_loop_without_cache", sample_codes_without_cache),
-              ("python_loop", sample_codes_naively))
-  for name, fn in samplers:
-    jax.block_until_ready(fn(exp, state, key, num_samples))  # compile
+  labels = sample_labels(exp.model(state), num_samples)
+  rates = {}
+  for how in SAMPLERS:
+    sampler = make_sampler(exp, num_samples, how=how)
+    jax.block_until_ready(sampler(state, key, labels))
     times = []
     for _ in range(repeats):
       start = time.perf_counter()
-      jax.block_until_ready(fn(exp, state, key, num_samples))
+      jax.block_until_ready(sampler(state, key, labels))
       times.append(time.perf_counter() - start)
-    timings[name] = num_samples / statistics.median(times)
+    rates[how] = num_samples / statistics.median(times)
   return {"num_samples": num_samples, "grid": list(exp.model(state).grid_shape),
-          "backend": jax.default_backend(),
-          **{f"{name}_images_per_s": round(rate, 1) for name, rate in timings.items()},
-          "speedup_over_python_loop": round(timings["compiled_loop"] / timings["python_loop"], 2)}
+          "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
+          **{f"{how}_images_per_s": round(rate, 1) for how, rate in rates.items()},
+          "speedup_over_python_loop": round(rates["compiled_loop"] / rates["python_loop"], 1),
+          "speedup_over_loop_without_cache": round(
+              rates["compiled_loop"] / rates["compiled_loop_without_cache"], 1)}
 
 
 def main(argv):
   del argv
+  cli.quiet_logging()
   try:
     exp, state = load_prior(FLAGS.workdir)
     prior = exp.model(state)

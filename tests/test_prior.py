@@ -55,12 +55,9 @@ def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_conf
 
   class Exp:  # what the samplers need of an experiment
     model = staticmethod(lambda state: prior)
-  naive = sample.sample_codes_naively(Exp, None, jax.random.key(7), 6, 2, temperature=0.8)
-  np.testing.assert_array_equal(a, naive)
-  compiled = sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8)
-  np.testing.assert_array_equal(a, compiled)
-  uncached = jax.jit(lambda key: prior.sample_without_cache(key, 6, labels, temperature=0.8))
-  np.testing.assert_array_equal(a, uncached(jax.random.key(7)))
+  for how in sample.SAMPLERS:
+    np.testing.assert_array_equal(
+        a, sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8, how=how), how)
   np.testing.assert_array_equal(sample.sample_labels(prior, 5), [0, 1, 2, 0, 1])
 
 
