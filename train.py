@@ -17,7 +17,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.quiet_logging()
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except cli.USER_ERRORS as e:
+    cli.exit_with(e)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def variants(model_config):
 def main(argv):
   del argv
   cli.quiet_logging()
+  if os.path.exists(FLAGS.workdir):
+    cli.exit_with(ValueError(f"{FLAGS.workdir} exists: the benchmark trains from scratch, "
+                             f"give it a new --workdir"))
   base = FLAGS.config
   if FLAGS.steps:
     base.num_train_steps = FLAGS.steps

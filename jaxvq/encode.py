@@ -17,7 +17,10 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   del argv
   cli.quiet_logging()
-  metadata = trainer.encode_codes(FLAGS.workdir)
+  try:
+    metadata = trainer.encode_codes(FLAGS.workdir)
+  except cli.USER_ERRORS as e:
+    cli.exit_with(e)
   print(json.dumps(metadata))
 
 

@@ -13,7 +13,6 @@ of one jitted forward pass per position and prints one JSON line.
 import json
 import os
 import statistics
-import sys
 import time
 
 import jax
@@ -45,9 +44,11 @@ def load_prior(workdir: str):
   return exp, state
 
 
-def check_request(prior, num_samples: int, label):
+def check_request(prior, num_samples: int, label, temperature: float = 1.0):
   if num_samples < 1:
     raise SampleError(f"--num_samples must be at least 1, got {num_samples}")
+  if not temperature > 0:
+    raise SampleError(f"--temperature must be positive, got {temperature}")
   if label is not None:
     if not prior.num_classes:
       raise SampleError("this prior is not class-conditional: drop --label "
@@ -139,15 +140,17 @@ def main(argv):
   try:
     exp, state = load_prior(FLAGS.workdir)
     prior = exp.model(state)
-    check_request(prior, FLAGS.num_samples, FLAGS.label)
-  except (SampleError, trainer.RunError) as e:
-    sys.exit(f"error: {e}")
-  if FLAGS.benchmark:
-    print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
-    return
+    check_request(prior, FLAGS.num_samples, FLAGS.label, FLAGS.temperature)
+    if FLAGS.benchmark:
+      print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
+      return
+    # Decode with the VQ-VAE checkpoint the prior's codes were made from.
+    vq_exp, vq_state = trainer.restore_run(exp.config.vqvae_workdir,
+                                           step=exp.dataset.metadata["step"])
+  except (SampleError, *cli.USER_ERRORS) as e:
+    cli.exit_with(e)
   codes = sample_codes(exp, state, jax.random.key(FLAGS.seed), FLAGS.num_samples, FLAGS.label,
                        FLAGS.temperature)
-  vq_exp, vq_state = trainer.restore_run(exp.config.vqvae_workdir, step=exp.dataset.metadata["step"])
   pictures = np.asarray(decode(vq_exp, vq_state, codes))
   # Without --label a class-conditional prior cycles through the classes: one per column.
   columns = prior.num_classes if (prior.num_classes and FLAGS.label is None) else 0

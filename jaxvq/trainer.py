@@ -103,9 +103,9 @@ def _load_dataset(config: ml_collections.ConfigDict):
                          data_dir=config.data_dir or None)
   if not config.get("vqvae_workdir"):
     raise RunError("a prior needs --config.vqvae_workdir=DIR, the workdir of a trained VQ-VAE")
-  metadata = codes.read_metadata(config.vqvae_workdir)
-  latest = checkpoint.latest_step(os.path.join(config.vqvae_workdir, "checkpoints"))
-  if metadata is None or (latest is not None and metadata["step"] != latest):
+  # Codes are made only when missing: a prior never switches codes behind the
+  # user's back (`python -m jaxvq.encode` refreshes them on purpose).
+  if codes.read_metadata(config.vqvae_workdir) is None:
     encode_codes(config.vqvae_workdir)
   return codes.load(config.vqvae_workdir)
 
@@ -117,6 +117,9 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
   sharding.check_divisible(config.batch_size, mesh)
   model_config = config.model
   if isinstance(dataset, codes.CodeDataset):  # the prior's size follows its codes
+    if config.model.class_conditional and not dataset.num_classes:
+      raise RunError(f"{dataset.metadata['dataset']} has no labels: set "
+                     f"--config.model.class_conditional=False")
     model_config = ml_collections.ConfigDict(config.model.to_dict())
     model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
     model_config.image_dims = dataset.image_dims
@@ -309,6 +312,9 @@ class _Progress:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final test metrics."""
   os.makedirs(workdir, exist_ok=True)
+  if config.get("vqvae_workdir"):  # so that the run can be restored from any directory
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.vqvae_workdir = os.path.abspath(config.vqvae_workdir)
   exp = setup(config)
   state = exp.initial_state
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)

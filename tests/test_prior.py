@@ -95,6 +95,18 @@ def test_pipeline_from_images_to_samples_on_fashion_mnist(tiny_config, tmp_path)
   assert bad.returncode != 0 and "--label must be in [0, 10)" in bad.stderr
 
 
+def test_bad_sampling_requests_are_refused(tiny_config):
+  prior = build_model(_prior_config(tiny_config, 3), (4, 4), data_variance=1.0, seed=0)
+  for args, message in [((0, None), "--num_samples must be at least 1"),
+                        ((4, 3), r"--label must be in \[0, 3\)"),
+                        ((4, None, 0.0), "--temperature must be positive")]:
+    with pytest.raises(sample.SampleError, match=message):
+      sample.check_request(prior, *args)
+  unconditional = build_model(_prior_config(tiny_config), (4, 4), data_variance=1.0, seed=0)
+  with pytest.raises(sample.SampleError, match="not class-conditional"):
+    sample.check_request(unconditional, 4, 1)
+
+
 def test_prior_without_a_vqvae_checkpoint_is_a_clear_error(tiny_config, tmp_path):
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
   config = pixelcnn_fashion_mnist.get_config()
