@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxvq.errors import ConfigError
 from jaxvq.models.base import ImageModel, ModelOutput
 
 
@@ -64,6 +65,10 @@ class PaddedConv(nnx.Module):
                                for dy in range(kh) for dx in range(kw)], axis=-1)
     return patches @ self.kernel[...] + self.bias[...]
 
+  def at(self, window: jax.Array) -> jax.Array:
+    """The output at one position from its receptive field: [B, kh, kw, I] -> [B, O]."""
+    return window.reshape(window.shape[0], -1) @ self.kernel[...] + self.bias[...]
+
 
 class GatedLayer(nnx.Module):
 
@@ -86,7 +91,11 @@ class GatedLayer(nnx.Module):
 
   def horizontal_step(self, h, vertical_above, h_bias, *, first: bool):
     """h [B, r, w, C], vertical features of the row above [B, r, w, 2C] -> new h, skip."""
-    h_gated = _gate(self.horizontal(h) + self.vertical_to_horizontal(vertical_above) + h_bias)
+    return self.horizontal_gate(h, self.horizontal(h), vertical_above, h_bias, first=first)
+
+  def horizontal_gate(self, h, h_conv, vertical_above, h_bias, *, first: bool):
+    """The horizontal stack given its convolution's output h_conv (any [..., C] positions)."""
+    h_gated = _gate(h_conv + self.vertical_to_horizontal(vertical_above) + h_bias)
     h_out = self.horizontal_out(h_gated)
     return (h_out if first else h + h_out), self.skip(h_gated)
 
@@ -110,7 +119,7 @@ class PixelCNNPrior(ImageModel):
                rngs: nnx.Rngs):
     del data_variance, dtype
     if cfg.num_codes < 2:
-      raise ValueError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
+      raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     self.grid_shape = tuple(grid_shape[:2])
     self.num_codes = cfg.num_codes
     self.num_classes = cfg.num_classes if cfg.class_conditional else 0
@@ -177,11 +186,11 @@ class PixelCNNPrior(ImageModel):
   def sample(self, key: jax.Array, num: int, labels=None, temperature: float = 1.0) -> jax.Array:
     """`num` code grids [num, h, w], sampled position by position in one compiled loop.
 
-    Draws exactly what `sample_without_cache` draws, with less work: the
-    vertical stack of a finished row never changes, so it is computed once per
-    row, for that row only (from a cache of every layer's earlier rows), and
-    each position runs only the horizontal stack of its row and the head at
-    its own position.
+    Draws what `sample_without_cache` draws, with less work: the vertical
+    stack of a finished row never changes, so it is computed once per row, for
+    that row only (from a cache of every layer's earlier rows); and each
+    position runs every layer's horizontal stack and the head at that position
+    only, from a cache of the layers' inputs at the earlier positions of its row.
     """
     height, width = self.grid_shape
     half = self.kernel_size // 2
@@ -193,21 +202,32 @@ class PixelCNNPrior(ImageModel):
     # Each layer's vertical features of the row above the current one (zeros above row 0).
     above = jnp.zeros((num_layers, num, 1, width, 2 * channels))
 
+    h_biases = [b if isinstance(b, float) else b[:, 0, 0] for _, b in biases]   # [num, 2C]
+
     def sample_row(row, carry):
       codes, vertical_inputs, above = carry
+      # Inputs of each layer's horizontal stack along this row, `half` zero columns on the left.
+      row_inputs = jnp.zeros((num_layers, num, 1, width + half, channels))
 
-      def sample_position(col, codes):
-        h = right_shift(self.embed(codes[:, row])[:, None])               # [num, 1, w, C]
+      def sample_position(col, carry):
+        codes, row_inputs = carry
+        # The first layer sees the code to the left (right_shift): zeros in column 0.
+        h = self.embed(codes[:, row, jnp.maximum(col - 1, 0)]) * (col > 0)  # [num, C]
         skip = 0.0
         for n, layer in enumerate(self.layers):
-          h, s = layer.horizontal_step(h, above[n], biases[n][1], first=n == 0)
+          row_inputs = jax.lax.dynamic_update_slice(row_inputs, h[None, :, None, None],
+                                                    (n, 0, 0, col + half, 0))
+          window = jax.lax.dynamic_slice_in_dim(row_inputs[n], col, half + 1, axis=2)
+          above_here = jax.lax.dynamic_index_in_dim(above[n][:, 0], col, axis=1, keepdims=False)
+          h, s = layer.horizontal_gate(h, layer.horizontal.at(window), above_here, h_biases[n],
+                                       first=n == 0)
           skip = skip + s
-        logits = self.head(jax.lax.dynamic_slice_in_dim(skip, col, 1, axis=2))[:, 0, 0]
+        logits = self.head(skip)                                          # [num, K]
         chosen = jax.random.categorical(
             jax.random.fold_in(key, row * width + col), logits / temperature)
-        return codes.at[:, row, col].set(chosen.astype(codes.dtype))
+        return codes.at[:, row, col].set(chosen.astype(codes.dtype)), row_inputs
 
-      codes = jax.lax.fori_loop(0, width, sample_position, codes)
+      codes = jax.lax.fori_loop(0, width, sample_position, (codes, row_inputs))[0]
       v = self.embed(codes[:, row])[:, None]                              # [num, 1, w, C]
       for n, layer in enumerate(self.layers):
         vertical_inputs = jax.lax.dynamic_update_slice(
