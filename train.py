@@ -1,8 +1,10 @@
 """Trains a jaxvq model: python train.py --config=configs/NAME.py --workdir=DIR [--config.key=value ...]
 
-Rerunning the same command resumes from the latest checkpoint in DIR.
+Rerunning the same command resumes from the latest complete checkpoint in DIR.
+SIGTERM saves a checkpoint of the current step and exits; a workdir holding a
+run of another config is refused unless --config.overwrite=True.
 """
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from jaxvq import cli, trainer
@@ -14,14 +16,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  cli.quiet_logging()
-  try:
-    trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except cli.USER_ERRORS as e:
-    cli.exit_with(e)
+  del argv
+  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

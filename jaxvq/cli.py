@@ -1,13 +1,26 @@
-"""What every jaxvq command does first, and how it reports a user's mistake."""
+"""What every jaxvq command shares: quiet logging, and a user's mistakes reported in one line.
+
+  cli.run(main)   instead of app.run(main)
+
+A bad flag, an unknown or mistyped config key, a missing config file, or any
+`jaxvq.errors.UserError` prints `error: <what is wrong and how to fix it>`
+and exits with status 2 (1 for a run that diverged, 143 when preempted by
+SIGTERM); `--verbose` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
 import sys
 
-from absl import flags, logging
+from absl import app, flags, logging
 
-from jaxvq.datasets import DatasetError
-from jaxvq.trainer import RunError
+from jaxvq import errors
 
-# Mistakes a user can fix: reported in one line, without a traceback.
-USER_ERRORS = (DatasetError, RunError)
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show the traceback of an error instead of one line.")
+
+USAGE_ERROR, DIVERGED, PREEMPTED = 2, 1, 143
 
 
 def quiet_logging() -> None:
@@ -16,5 +29,83 @@ def quiet_logging() -> None:
     logging.set_verbosity(logging.WARNING)
 
 
-def exit_with(error: Exception) -> None:
-  sys.exit(f"error: {error}")
+def exit_with(error: Exception, status: int = USAGE_ERROR) -> None:
+  print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+  sys.exit(status)
+
+
+def run(main) -> None:
+  """app.run(main), reporting user errors in one line (see the module docstring)."""
+
+  def guarded_main(argv):
+    if len(argv) > 1:
+      exit_with(errors.UserError(f"unexpected arguments: {' '.join(argv[1:])} "
+                                 f"(flags are written --name=value)"))
+    quiet_logging()
+    try:
+      main(argv)
+    except errors.Preempted as e:
+      print(e, file=sys.stderr)
+      sys.exit(PREEMPTED)
+    except errors.UserError as e:
+      if FLAGS.verbose:
+        raise
+      exit_with(e, DIVERGED if isinstance(e, errors.TrainingDiverged) else USAGE_ERROR)
+
+  app.run(guarded_main, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  try:
+    rest = FLAGS(argv)
+    if "config" in FLAGS and FLAGS.config is not None:
+      # A config file that failed to load only raises when first used: use it now.
+      FLAGS.config.keys()
+    return rest
+  except Exception as e:  # pylint: disable=broad-except
+    if any(_is_verbose(a) for a in argv):
+      raise
+    exit_with(errors.ConfigError(_describe_flag_error(e, argv)))
+
+
+def _is_verbose(arg: str) -> bool:
+  return arg in ("--verbose", "-verbose") or arg.lower() in ("--verbose=true", "--verbose=1")
+
+
+def _describe_flag_error(error: Exception, argv) -> str:
+  """What a command line's flag or config error means, for a user."""
+  config_file = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_file is not None:
+    path = config_file.split(":", 1)[0]
+    if not os.path.isfile(path):
+      return f"config file {path!r} does not exist (the configs are in configs/)"
+    config = _load_config_file(path)
+    for arg in argv:
+      if arg.startswith("--config.") and config is not None:
+        key = arg[len("--config."):].split("=", 1)[0]
+        if not _has_key(config, key):
+          return (f"{arg}: the config has no key {key!r} (see {path}; the shared keys are in "
+                  f"jaxvq/config_base.py)")
+  if isinstance(error, flags.Error):
+    return str(error).removeprefix("flag ")
+  return f"{type(error).__name__}: {error}"
+
+
+def _load_config_file(path: str):
+  try:
+    spec = importlib.util.spec_from_file_location("_jaxvq_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _has_key(config, dotted: str) -> bool:
+  node = config
+  for part in dotted.split("."):
+    try:
+      node = node[part]
+    except (KeyError, TypeError, AttributeError):
+      return False
+  return True

@@ -14,10 +14,10 @@ import json
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from jaxvq import cli, trainer
+from jaxvq import cli, errors, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Parent directory of the three runs.")
@@ -39,10 +39,9 @@ def variants(model_config):
 
 def main(argv):
   del argv
-  cli.quiet_logging()
   if os.path.exists(FLAGS.workdir):
-    cli.exit_with(ValueError(f"{FLAGS.workdir} exists: the benchmark trains from scratch, "
-                             f"give it a new --workdir"))
+    raise errors.RunError(f"{FLAGS.workdir} exists: the benchmark trains from scratch, "
+                          f"give it a new --workdir")
   base = FLAGS.config
   if FLAGS.steps:
     base.num_train_steps = FLAGS.steps
@@ -66,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

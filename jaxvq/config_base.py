@@ -19,6 +19,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.num_eval_examples = 0    # 0: the whole test split
   config.num_image_grid = 64      # images in each PNG grid
   config.num_devices = 0          # 0: all devices
+  config.overwrite = False        # True: a workdir holding a run of another config is cleared
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "vqvae"

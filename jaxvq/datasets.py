@@ -20,18 +20,17 @@ import gzip
 import os
 import pickle
 import warnings
+import zipfile
 from typing import Optional, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvq.errors import DatasetError
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-class DatasetError(ValueError):
-  """A dataset that cannot be loaded, with the reason and the fix."""
 
 
 class Source(Protocol):
@@ -224,8 +223,12 @@ def _local_fashion_mnist():
 def _npz(path: str, image_size: int) -> ImageDataset:
   if not os.path.exists(path):
     raise DatasetError(f"npz file {path!r} does not exist")
-  with np.load(path) as f:
-    arrays = dict(f)
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = dict(f)
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise DatasetError(f"{path!r} is not a readable .npz file: write one with numpy.savez "
+                       f"(arrays x_train and x_test, or images)") from e
   for train_key, test_key in (("x_train", "x_test"), ("train", "test")):
     if train_key in arrays and test_key in arrays:
       train, test = arrays[train_key], arrays[test_key]

@@ -5,7 +5,7 @@ VQVAE_DIR/codes/ (train.npz, test.npz, metadata.json), for the PixelCNN prior.
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
 from jaxvq import cli, trainer
 
@@ -16,13 +16,9 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
   del argv
-  cli.quiet_logging()
-  try:
-    metadata = trainer.encode_codes(FLAGS.workdir)
-  except cli.USER_ERRORS as e:
-    cli.exit_with(e)
+  metadata = trainer.encode_codes(FLAGS.workdir)
   print(json.dumps(metadata))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -11,17 +11,24 @@ import functools
 
 import numpy as np
 
+from jaxvq.errors import ConfigError
+
 
 @functools.lru_cache(maxsize=2)
 def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def check_batch_size(batch_size: int, num_examples: int) -> None:
+  if not 0 < batch_size <= num_examples:
+    raise ConfigError(f"batch_size={batch_size} exceeds the {num_examples} training examples"
+                      if batch_size > 0 else f"batch_size must be positive; got {batch_size}")
+
+
 def train_indices(num_examples: int, batch_size: int, seed: int, step: int) -> np.ndarray:
   """Indices of the training examples of global step `step`: [batch_size]."""
+  check_batch_size(batch_size, num_examples)
   steps_per_epoch = num_examples // batch_size
-  if steps_per_epoch == 0:
-    raise ValueError(f"batch_size={batch_size} exceeds the {num_examples} training examples")
   epoch, position = divmod(step, steps_per_epoch)
   return _epoch_permutation(num_examples, seed, epoch)[position * batch_size:(position + 1) * batch_size]
 

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxvq.errors import ConfigError
+
 # out[2m + a] of a 4x4, stride-2, padding-1 transposed convolution reads
 # in[m - 1], in[m], in[m + 1] (taps t = 0, 1, 2 of a 3x3 convolution) through
 # kernel rows _TAP[a][t] of the 4x4 kernel; -1 means "no tap".
@@ -156,7 +158,7 @@ def build_encoder_decoder(cfg, image_shape, *, encoder_out: int, decoder_in: int
   height, width, channels = image_shape
   if cfg.architecture == "conv":
     if height % 4 or width % 4:
-      raise ValueError(
+      raise ConfigError(
           f"the conv network halves the image twice, so its height and width must be "
           f"multiples of 4; got {height}x{width} (set config.image_size to e.g. 28 or 32)")
     conv_args = (cfg.hidden, cfg.residual_hidden, cfg.num_residual_blocks)
@@ -168,4 +170,4 @@ def build_encoder_decoder(cfg, image_shape, *, encoder_out: int, decoder_in: int
     encoder = MLP(height * width * channels, hidden, (encoder_out,), dtype=dtype, rngs=rngs)
     decoder = MLP(decoder_in, hidden[::-1], image_shape, dtype=dtype, rngs=rngs)
     return encoder, decoder, ()
-  raise ValueError(f"unknown model.architecture {cfg.architecture!r}: use 'conv' or 'mlp'")
+  raise ConfigError(f"unknown model.architecture {cfg.architecture!r}: use 'conv' or 'mlp'")

@@ -18,9 +18,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from jaxvq import cli, images, trainer
+from jaxvq import checkpoint, cli, errors, images, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Workdir of a trained PixelCNN prior.")
@@ -33,8 +33,8 @@ flags.DEFINE_bool("benchmark", False, "Time compiled vs naive sampling instead."
 flags.mark_flags_as_required(["workdir"])
 
 
-class SampleError(ValueError):
-  pass
+class SampleError(errors.UserError):
+  """A sampling request the prior cannot serve."""
 
 
 def load_prior(workdir: str):
@@ -84,7 +84,7 @@ def make_sampler(exp, num_samples: int, temperature: float = 1.0, how: str = "co
     return jax.jit(lambda state, key, labels: exp.model(state).sample_without_cache(
         key, num_samples, labels, temperature))
   if how != "python_loop":
-    raise ValueError(f"unknown sampler {how!r}: one of {SAMPLERS}")
+    raise SampleError(f"unknown sampler {how!r}: one of {SAMPLERS}")
   forward = jax.jit(lambda state, codes, labels: exp.model(state).logits(codes, labels))
 
   def python_loop(state, key, labels):
@@ -136,19 +136,19 @@ def benchmark(exp, state, num_samples: int, repeats: int = 5) -> dict:
 
 def main(argv):
   del argv
-  cli.quiet_logging()
-  try:
-    exp, state = load_prior(FLAGS.workdir)
-    prior = exp.model(state)
-    check_request(prior, FLAGS.num_samples, FLAGS.label, FLAGS.temperature)
-    if FLAGS.benchmark:
-      print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
-      return
-    # Decode with the VQ-VAE checkpoint the prior's codes were made from.
-    vq_exp, vq_state = trainer.restore_run(exp.config.vqvae_workdir,
-                                           step=exp.dataset.metadata["step"])
-  except (SampleError, *cli.USER_ERRORS) as e:
-    cli.exit_with(e)
+  exp, state = load_prior(FLAGS.workdir)
+  prior = exp.model(state)
+  check_request(prior, FLAGS.num_samples, FLAGS.label, FLAGS.temperature)
+  if FLAGS.benchmark:
+    print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
+    return
+  # Decode with the VQ-VAE checkpoint the prior's codes were made from.
+  vq_dir, vq_step = exp.config.vqvae_workdir, exp.dataset.metadata["step"]
+  if vq_step not in checkpoint.saved_steps(os.path.join(vq_dir, "checkpoints")):
+    raise SampleError(f"the VQ-VAE checkpoint of step {vq_step}, whose codes the prior learned, is "
+                      f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq.encode "
+                      f"--workdir={vq_dir}` and train a new prior on those codes")
+  vq_exp, vq_state = trainer.restore_run(vq_dir, step=vq_step)
   codes = sample_codes(exp, state, jax.random.key(FLAGS.seed), FLAGS.num_samples, FLAGS.label,
                        FLAGS.temperature)
   pictures = np.asarray(decode(vq_exp, vq_state, codes))
@@ -160,4 +160,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

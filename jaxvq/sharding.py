@@ -5,20 +5,22 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxvq.errors import ConfigError
+
 
 def make_mesh(num_devices: int = 0) -> Mesh:
   """A mesh over the first `num_devices` devices (0: all of them)."""
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
-      raise ValueError(f"config.num_devices={num_devices} but only {len(devices)} devices exist")
+      raise ConfigError(f"config.num_devices={num_devices} but only {len(devices)} devices exist")
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), ("data",))
 
 
 def check_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
   if batch_size % mesh.size:
-    raise ValueError(f"config.{what}={batch_size} does not divide evenly over {mesh.size} "
+    raise ConfigError(f"config.{what}={batch_size} does not divide evenly over {mesh.size} "
                      f"devices: use a multiple of {mesh.size} (or set config.num_devices)")
 
 

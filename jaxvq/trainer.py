@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -28,6 +31,7 @@ from flax import nnx, struct
 
 from jaxvq import checkpoint, codes, datasets, images, input_pipeline, quantizer, sharding
 from jaxvq.checkpoint import Checkpointer
+from jaxvq.errors import ConfigError, Preempted, RunError, TrainingDiverged
 from jaxvq.metrics_writer import MetricsWriter
 from jaxvq.models import build_model
 
@@ -63,17 +67,17 @@ class Experiment:
     return nnx.merge(self.graphdef, state.params, state.model_state)
 
 
-class RunError(ValueError):
-  """A workdir that does not hold what was asked of it."""
-
-
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise RunError(f"{workdir} holds no run (no config.json): train one with "
                    f"`python train.py --config=configs/NAME.py --workdir={workdir}`")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except json.JSONDecodeError as e:
+    raise RunError(f"{path} is not valid JSON ({e}): it was not written by jaxvq, or was edited "
+                   f"by hand") from e
 
 
 def restore_run(workdir: str, step=None):
@@ -84,7 +88,7 @@ def restore_run(workdir: str, step=None):
   if step is None:
     raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
   exp = setup(config)
-  checkpointer = Checkpointer(directory)
+  checkpointer = Checkpointer(directory, read_only=True)
   state = checkpointer.restore(step, exp.initial_state)
   checkpointer.close()
   return exp, state
@@ -92,6 +96,10 @@ def restore_run(workdir: str, step=None):
 
 def encode_codes(vqvae_workdir: str) -> dict:
   """Saves the code grids of a VQ-VAE run's latest checkpoint under VQVAE_DIR/codes/."""
+  name = load_config(vqvae_workdir).model.name
+  if name != "vqvae":
+    raise RunError(f"{vqvae_workdir} holds a run of model {name!r}, not a VQ-VAE: codes come "
+                   f"from a VQ-VAE's workdir")
   exp, state = restore_run(vqvae_workdir)
   return codes.save(exp, state, vqvae_workdir)
 
@@ -115,15 +123,21 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
   dataset = _load_dataset(config)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
-  model_config = config.model
+  input_pipeline.check_batch_size(config.batch_size, len(dataset.train))
   if isinstance(dataset, codes.CodeDataset):  # the prior's size follows its codes
     if config.model.class_conditional and not dataset.num_classes:
-      raise RunError(f"{dataset.metadata['dataset']} has no labels: set "
-                     f"--config.model.class_conditional=False")
-    model_config = ml_collections.ConfigDict(config.model.to_dict())
-    model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
-    model_config.image_dims = dataset.image_dims
-  model = build_model(model_config, dataset.image_shape,
+      raise ConfigError(f"{dataset.metadata['dataset']} has no labels: set "
+                        f"--config.model.class_conditional=False")
+    codes_step = dataset.metadata["step"]
+    if config.get("vqvae_step", codes_step) != codes_step:  # a saved prior's config
+      raise RunError(f"this prior was trained on the codes of the VQ-VAE's checkpoint of step "
+                     f"{config.vqvae_step}, but {codes.codes_dir(config.vqvae_workdir)} now holds "
+                     f"those of step {codes_step}: train a new prior on them (in a new --workdir)")
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.model.num_codes, config.model.num_classes = dataset.num_codes, dataset.num_classes
+    config.model.image_dims = dataset.image_dims
+    config.vqvae_step = codes_step
+  model = build_model(config.model, dataset.image_shape,
                       data_variance=dataset.pixel_variance(), seed=config.seed)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(config.learning_rate)
@@ -309,61 +323,210 @@ class _Progress:
       self.bar.close()
 
 
+# Config keys that may change when a run resumes; any other change is a different run.
+RESUMABLE_KEYS = ("num_train_steps", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                  "keep_checkpoints", "eval_batch_size", "num_eval_examples", "num_image_grid",
+                  "num_devices", "data_dir", "overwrite")
+_RUN_FILES = ("checkpoints", "metrics.jsonl", "images", codes.CODES_DIR, "config.json")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list:
+  """'key: saved -> new' for each key, besides RESUMABLE_KEYS, where `config` differs from `saved`."""
+  old, new = _flatten(saved), _flatten(json.loads(config.to_json_best_effort()))
+  return [f"{k}: {old.get(k, '(none)')!r} -> {new.get(k, '(none)')!r}"
+          for k in sorted(set(old) | set(new))
+          if k not in RESUMABLE_KEYS and old.get(k) != new.get(k)]
+
+
+def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses a workdir holding a run of another config; with config.overwrite, clears it instead."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  differences = config_differences(saved, config)
+  if not differences:
+    return
+  if not config.get("overwrite"):
+    name = saved.get("model", {}).get("name")
+    what = ("run of a different config" if name == config.model.name else
+            f"run of model {name!r}, not {config.model.name!r}")
+    shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+    raise RunError(f"{workdir} holds a {what} ({shown}): use a new --workdir, or add "
+                   f"--config.overwrite=True to delete that run and start over")
+  if jax.process_index() == 0:
+    # Each piece is first renamed away (config.json first), so that a crash
+    # in the middle never leaves a half-deleted checkpoint that a rerun would load.
+    trash = os.path.join(workdir, ".overwritten")
+    os.makedirs(trash, exist_ok=True)
+    for name in _RUN_FILES[::-1]:
+      if os.path.exists(os.path.join(workdir, name)):
+        os.replace(os.path.join(workdir, name), os.path.join(trash, f"{name}.{time.time_ns()}"))
+    shutil.rmtree(trash)
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  if jax.process_index() == 0:  # written whole or not at all
+    tmp = os.path.join(workdir, "config.json.tmp")
+    with open(tmp, "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(tmp, os.path.join(workdir, "config.json"))
+
+
+class _SigtermFlag:
+  """Notes a SIGTERM (how TPU VMs are preempted) so that the loop can save and stop."""
+
+  def __init__(self):
+    self.received, self.installed, self.previous = False, False, None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM, self._handle)
+      self.installed = True
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.received = True
+
+  def __exit__(self, *exc):
+    if self.installed:  # None: a handler not set from Python, i.e. the default
+      signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+
+
+@jax.jit
+def _accumulate(interval, metrics, step):
+  """Adds a step's metrics to the interval's sums; notes the first step each went NaN or Inf."""
+  newly_bad = jax.tree.map(lambda first, v: (first < 0) & ~jnp.isfinite(v),
+                           interval["bad_step"], metrics)
+  return {"sum": jax.tree.map(jnp.add, interval["sum"], metrics),
+          "bad_step": jax.tree.map(lambda first, bad: jnp.where(bad, step, first),
+                                   interval["bad_step"], newly_bad),
+          "bad_value": jax.tree.map(lambda old, v, bad: jnp.where(bad, v.astype(jnp.float32), old),
+                                    interval["bad_value"], metrics, newly_bad)}
+
+
+def _new_interval(metrics):
+  return {"sum": jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics),
+          "bad_step": jax.tree.map(lambda m: jnp.full(m.shape, -1, jnp.int32), metrics),
+          "bad_value": jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics)}
+
+
+@jax.jit
+def _all_finite(params) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
+
+
+def _check_finite(interval, state: TrainState, checkpointer: Checkpointer, workdir: str) -> None:
+  """Stops training at a NaN or Inf metric or parameter, keeping the checkpoints saved before it."""
+  bad_step = jax.device_get(interval["bad_step"])
+  bad = {k: int(s) for k, s in bad_step.items() if s >= 0}
+  if bad:
+    step = min(bad.values())
+    values = jax.device_get(interval["bad_value"])
+    what = ", ".join(f"{k} = {float(values[k])}" for k in sorted(bad) if bad[k] == step)
+  elif not _all_finite(state.params):  # finite losses, but the update overflowed
+    step, what = int(state.step), "a parameter became NaN or Inf in its update"
+  else:
+    return
+  checkpointer.wait()
+  last = checkpointer.latest_step()
+  kept = (f"the last good checkpoint, of step {last}, is kept in {workdir}/checkpoints"
+          if last is not None else "no checkpoint was saved before it")
+  raise TrainingDiverged(f"training diverged at step {step}: {what}; {kept}. Try a lower "
+                         f"--config.learning_rate in a new --workdir")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final test metrics."""
-  os.makedirs(workdir, exist_ok=True)
+  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final test metrics.
+
+  Raises RunError for a workdir that holds a run of another config (unless
+  config.overwrite), TrainingDiverged when a train metric or a parameter
+  becomes NaN or Inf, and Preempted after saving a checkpoint when SIGTERM
+  arrives (from the start: one received while setting up is acted on after
+  the first step).
+  """
   if config.get("vqvae_workdir"):  # so that the run can be restored from any directory
     config = ml_collections.ConfigDict(config.to_dict())
     config.vqvae_workdir = os.path.abspath(config.vqvae_workdir)
-  exp = setup(config)
-  state = exp.initial_state
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  with _SigtermFlag() as sigterm:
+    exp = setup(config)
+    claim_workdir(exp.config, workdir)
+    os.makedirs(workdir, exist_ok=True)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.config.keep_checkpoints)
+    try:
+      return _train_loop(exp, workdir, checkpointer, sigterm)
+    finally:
+      checkpointer.close()
+
+
+def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigterm) -> dict:
+  config, state = exp.config, exp.initial_state
   writer = MetricsWriter(workdir)
   latest = checkpointer.latest_step()
   if latest is not None:
     state = checkpointer.restore(latest, state)
-    writer.truncate_after(latest)
     _report(f"resumed from the checkpoint of step {latest} in {workdir}")
   else:
     state = initialize_from_data(exp, state)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  writer.truncate_after(latest or 0)  # rows logged after the checkpoint are logged again
+  _write_config(config, workdir)
 
   train_step, eval_step = make_train_step(exp), make_eval_step(exp)
   iwae_samples = config.model.get("importance_samples", 0) if config.model.name == "vae" else 0
   start = int(state.step)
   progress = _Progress(start, config.num_train_steps)
-  accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
+  interval, interval_steps, interval_start = None, 0, time.perf_counter()
   test_metrics = {}
-  for step in range(start + 1, config.num_train_steps + 1):
-    state, metrics = train_step(state, train_batch(exp, step - 1))
-    accumulated = metrics if accumulated is None else jax.tree.map(jnp.add, accumulated, metrics)
-    accumulated_steps += 1
-    last = step == config.num_train_steps
-    if step % config.log_every_steps == 0 or last:
-      # Counts ("num_...") are summed over the interval, the rest averaged.
-      means = {k: float(v) if k.startswith("num_") else float(v) / accumulated_steps
-               for k, v in jax.device_get(accumulated).items()}
-      elapsed = time.perf_counter() - interval_start
-      means["images_per_sec"] = accumulated_steps * config.batch_size / elapsed
-      row = writer.write(step, "train", means)
-      if progress.bar is None:
+  try:
+    for step in range(start + 1, config.num_train_steps + 1):
+      state, metrics = train_step(state, train_batch(exp, step - 1))
+      interval = _accumulate(interval or _new_interval(metrics), metrics, step)
+      interval_steps += 1
+      last = step == config.num_train_steps
+      log = step % config.log_every_steps == 0 or last
+      evaluate_now = step % config.eval_every_steps == 0 or last
+      save = step % config.checkpoint_every_steps == 0 or last
+      if log or evaluate_now or save or sigterm.received:
+        _check_finite(interval, state, checkpointer, workdir)
+      if log:
+        # Counts ("num_...") are summed over the interval, the rest averaged.
+        means = {k: float(v) if k.startswith("num_") else float(v) / interval_steps
+                 for k, v in jax.device_get(interval["sum"]).items()}
+        elapsed = time.perf_counter() - interval_start
+        means["images_per_sec"] = interval_steps * config.batch_size / elapsed
+        row = writer.write(step, "train", means)
+        if progress.bar is None:
+          _report(json.dumps(row))
+        progress.update(0, loss=f"{means['loss']:.4f}", img_s=f"{means['images_per_sec']:.0f}")
+        interval, interval_steps = None, 0
+        interval_start = time.perf_counter()
+      progress.update(1)
+      if evaluate_now:
+        iwae_step = make_iwae_step(exp, iwae_samples) if (last and iwae_samples) else None
+        test_metrics, first, code_counts = evaluate(exp, state, eval_step, iwae_step)
+        row = writer.write(step, "test", test_metrics)
         _report(json.dumps(row))
-      progress.update(0, loss=f"{means['loss']:.4f}", img_s=f"{means['images_per_sec']:.0f}")
-      accumulated, accumulated_steps, interval_start = None, 0, time.perf_counter()
-    progress.update(1)
-    if step % config.eval_every_steps == 0 or last:
-      iwae_step = make_iwae_step(exp, iwae_samples) if (last and iwae_samples) else None
-      test_metrics, first, code_counts = evaluate(exp, state, eval_step, iwae_step)
-      row = writer.write(step, "test", test_metrics)
-      _report(json.dumps(row))
-      write_images(exp, state, step, workdir, first, code_counts)
-      interval_start = time.perf_counter()  # evaluation time is not training throughput
-    if step % config.checkpoint_every_steps == 0 or last:
-      checkpointer.save(step, state)
-  progress.close()
-  checkpointer.close()
+        write_images(exp, state, step, workdir, first, code_counts)
+        interval_start = time.perf_counter()  # evaluation time is not training throughput
+      if save or sigterm.received:
+        checkpointer.save(step, state)
+      if sigterm.received:
+        checkpointer.wait()
+        raise Preempted(step, workdir)
+  finally:
+    progress.close()
   if not test_metrics:  # the run was already complete: its last evaluation
     tests = [r for r in writer.read() if r["split"] == "test"]
     test_metrics = {k: v for k, v in tests[-1].items() if k not in ("step", "split")} if tests else {}

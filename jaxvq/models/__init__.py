@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxvq.errors import ConfigError
 from jaxvq.models.autoencoder import Autoencoder
 from jaxvq.models.base import ImageModel, ModelOutput
 from jaxvq.models.pixelcnn import PixelCNNPrior
@@ -24,7 +25,7 @@ def build_model(model_config, image_shape, *, data_variance: float, seed: int,
   """
   name = model_config.name
   if name not in MODELS:
-    raise ValueError(f"unknown model.name {name!r}; choose one of {sorted(MODELS)}")
+    raise ConfigError(f"unknown model.name {name!r}; choose one of {sorted(MODELS)}")
   create = lambda: MODELS[name](model_config, tuple(image_shape), data_variance=data_variance,
                                 dtype=dtype, rngs=nnx.Rngs(params=seed))
   graphdef, _ = nnx.split(nnx.eval_shape(create))

@@ -14,6 +14,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvq import gaussian
+from jaxvq.errors import ConfigError
 from jaxvq.models.base import ImageModel, ModelOutput
 from jaxvq.nets import build_encoder_decoder
 
@@ -26,7 +27,7 @@ class VAE(ImageModel):
                rngs: nnx.Rngs):
     del data_variance  # the likelihood sets the scale of the loss
     if cfg.likelihood not in LIKELIHOODS:
-      raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {cfg.likelihood!r}")
+      raise ConfigError(f"model.likelihood must be one of {LIKELIHOODS}, got {cfg.likelihood!r}")
     self.encoder, self.decoder, latent_grid = build_encoder_decoder(
         cfg, image_shape, encoder_out=2 * cfg.latent_dim, decoder_in=cfg.latent_dim,
         dtype=dtype, rngs=rngs)

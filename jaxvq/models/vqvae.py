@@ -22,6 +22,7 @@ from flax import nnx
 
 from jaxvq import codebook as codebook_lib
 from jaxvq import quantizer
+from jaxvq.errors import ConfigError
 from jaxvq.models.base import ImageModel, ModelOutput, per_example_mean
 from jaxvq.nets import build_encoder_decoder
 
@@ -41,11 +42,11 @@ class VQVAE(ImageModel):
   def __init__(self, cfg, image_shape, *, data_variance: float, dtype=jnp.float32,
                rngs: nnx.Rngs):
     if cfg.num_codes < 2:
-      raise ValueError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
+      raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     if cfg.embedding_dim < 1:
-      raise ValueError(f"model.embedding_dim (D) must be at least 1, got {cfg.embedding_dim}")
+      raise ConfigError(f"model.embedding_dim (D) must be at least 1, got {cfg.embedding_dim}")
     if cfg.codebook_update not in CODEBOOK_UPDATES:
-      raise ValueError(f"model.codebook_update must be one of {CODEBOOK_UPDATES}, "
+      raise ConfigError(f"model.codebook_update must be one of {CODEBOOK_UPDATES}, "
                        f"got {cfg.codebook_update!r}")
     self.encoder, self.decoder, self.grid_shape = build_encoder_decoder(
         cfg, image_shape, encoder_out=cfg.embedding_dim, decoder_in=cfg.embedding_dim,

@@ -1,0 +1,271 @@
+"""Crash-safe resume, preemption, divergence, and one-line errors for bad input."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxvq import checkpoint, errors, trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A run whose time goes mostly into writing checkpoints, so that kills land in them.
+KILL_RUN = {"num_train_steps": 24, "checkpoint_every_steps": 1, "log_every_steps": 2,
+            "eval_every_steps": 12, "num_devices": 1, "keep_checkpoints": 3}
+
+
+def _command(workdir, **overrides):
+  return ([sys.executable, "train.py", "--config=configs/tiny.py", f"--workdir={workdir}"] +
+          [f"--config.{k}={v}" for k, v in overrides.items()])
+
+
+def _lines(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return f.read().splitlines()
+
+
+def _reference_run(tiny_config, tmp_path, **overrides):
+  tiny_config.update(overrides)
+  workdir = str(tmp_path / "uninterrupted")
+  trainer.train_and_evaluate(tiny_config, workdir)
+  exp = trainer.setup(tiny_config)
+  final = trainer.Checkpointer(os.path.join(workdir, "checkpoints")).restore(
+      tiny_config.num_train_steps, exp.initial_state)
+  return exp, final, workdir
+
+
+def _assert_same_run(exp, reference, reference_dir, workdir, num_steps):
+  state = trainer.Checkpointer(os.path.join(workdir, "checkpoints")).restore(
+      num_steps, exp.initial_state)
+  for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  rows = [json.loads(line) for line in _lines(workdir)]   # every line whole JSON
+  keys = [(r["step"], r["split"]) for r in rows]
+  assert len(keys) == len(set(keys)), "duplicated rows"
+  reference_rows = [json.loads(line) for line in _lines(reference_dir)]
+  assert keys == [(r["step"], r["split"]) for r in reference_rows]
+  tests = lambda rs: [r for r in rs if r["split"] == "test"]
+  assert tests(rows) == tests(reference_rows)
+
+
+def _wait_for(predicate, process, timeout=120) -> bool:
+  """Waits until `predicate()`; False if the process ended first."""
+  deadline = time.time() + timeout
+  while not predicate():
+    if process.poll() is not None:
+      return False
+    assert time.time() < deadline
+    time.sleep(0.005)
+  return True
+
+
+def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_run(tiny_config, tmp_path):
+  exp, reference, reference_dir = _reference_run(tiny_config, tmp_path, **KILL_RUN)
+  workdir = str(tmp_path / "killed")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  rng = random.Random(0)
+  kills = []
+  for attempt in range(4):
+    before = checkpoint.latest_step(checkpoints) or 0
+    process = subprocess.Popen(_command(workdir, **KILL_RUN), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Once this attempt has made progress: kill as a checkpoint is being written
+    # (its temporary directory exists), or after a random delay.
+    _wait_for(lambda: os.path.isdir(checkpoints) and any(
+        d.isdigit() and int(d) > before for d in os.listdir(checkpoints)), process)
+    if attempt % 2 == 0:
+      _wait_for(lambda: any(not d.isdigit() for d in os.listdir(checkpoints)), process)
+    else:   # between checkpoints: in a step, an evaluation or a metrics row
+      target = before + rng.randint(2, 4)
+      _wait_for(lambda: (checkpoint.latest_step(checkpoints) or 0) >= target, process)
+      time.sleep(rng.uniform(0.0, 0.05))
+    if process.poll() is None:
+      process.send_signal(signal.SIGKILL)
+      process.wait()
+      kills.append(checkpoint.latest_step(checkpoints))
+  assert len(kills) >= 3 and kills[-1] < KILL_RUN["num_train_steps"], kills
+  done = subprocess.run(_command(workdir, **KILL_RUN), cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert "resumed from the checkpoint" in done.stdout
+  _assert_same_run(exp, reference, reference_dir, workdir, KILL_RUN["num_train_steps"])
+
+
+def test_sigterm_saves_the_current_step_then_exits(tiny_config, tmp_path):
+  run = dict(KILL_RUN, checkpoint_every_steps=1000, num_train_steps=400, eval_every_steps=200,
+             log_every_steps=10)
+  workdir = str(tmp_path / "preempted")
+  process = subprocess.Popen(_command(workdir, **run), cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  assert _wait_for(lambda: os.path.exists(os.path.join(workdir, "metrics.jsonl")), process)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 143, stderr
+  step = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
+  assert stderr.strip().splitlines()[-1].startswith(f"stopped by SIGTERM at step {step}: saved")
+  assert 10 <= step < 400 and "Traceback" not in stderr
+  exp, reference, reference_dir = _reference_run(tiny_config, tmp_path, **run)
+  done = subprocess.run(_command(workdir, **run), cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0 and f"resumed from the checkpoint of step {step}" in done.stdout
+  _assert_same_run(exp, reference, reference_dir, workdir, 400)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
+  tiny_config.model.name = "autoencoder"
+  tiny_config.update(learning_rate=1e30, checkpoint_every_steps=1, num_devices=1)
+  with pytest.raises(errors.TrainingDiverged, match=r"training diverged at step (\d+): ") as e:
+    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  bad_step = int(str(e.value).split("step ")[1].split(":")[0])
+  assert "loss = nan" in str(e.value) or "loss = inf" in str(e.value)
+  last = checkpoint.latest_step(str(tmp_path / "checkpoints"))
+  assert last == bad_step - 1 and f"of step {last}, is kept" in str(e.value)
+  exp = trainer.setup(tiny_config)
+  good = trainer.Checkpointer(str(tmp_path / "checkpoints")).restore(last, exp.initial_state)
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good.opt_state))
+
+
+def test_an_update_that_breaks_the_parameters_is_never_saved(tiny_config, tmp_path):
+  # In float32 this learning rate is Inf: step 1's loss is finite, its update is not.
+  tiny_config.model.name = "autoencoder"
+  tiny_config.update(learning_rate=1e39, checkpoint_every_steps=1, num_devices=1)
+  with pytest.raises(errors.TrainingDiverged, match="step 1: a parameter became NaN or Inf in "
+                     "its update; no checkpoint was saved before it"):
+    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  assert checkpoint.latest_step(str(tmp_path / "checkpoints")) is None
+
+
+def test_two_runs_with_one_seed_give_identical_metrics_and_parameters(tiny_config, tmp_path):
+  tiny_config.num_train_steps = 10
+  trainer.train_and_evaluate(tiny_config, str(tmp_path / "a"))   # in this process
+  done = subprocess.run(_command(tmp_path / "b", num_train_steps=10), cwd=REPO,  # in another
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "images_per_sec"}
+                        for r in rows]
+  assert strip(_lines(tmp_path / "a")) == strip(_lines(tmp_path / "b"))
+  exp = trainer.setup(tiny_config)
+  a, b = (trainer.Checkpointer(str(tmp_path / name / "checkpoints")).restore(10, exp.initial_state)
+          for name in ("a", "b"))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _cli_error(args, workdir):
+  done = subprocess.run([sys.executable, "train.py", f"--workdir={workdir}"] + args, cwd=REPO,
+                        capture_output=True, text=True)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+  return lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config=configs/tiny.py", "--config.no_such_key=1"], "the config has no key 'no_such_key'"),
+    (["--config=configs/tiny.py", "--config.model.nope=1"], "the config has no key 'model.nope'"),
+    (["--config=configs/tiny.py", "--config.batch_size=abc"], "--config.batch_size=abc: invalid"),
+    (["--config=configs/no_such_config.py"], "config file 'configs/no_such_config.py' does not exist"),
+    (["--config=configs/tiny.py", "--config.model.num_codes=1"], "num_codes (K) must be at least 2"),
+])
+def test_command_line_mistakes_are_one_line_errors(tmp_path, args, message):
+  assert message in _cli_error(args, tmp_path / "run")
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+  done = subprocess.run([sys.executable, "train.py", f"--workdir={tmp_path}", "--verbose",
+                         "--config=configs/tiny.py", "--config.model.embedding_dim=0"],
+                        cwd=REPO, capture_output=True, text=True)
+  assert done.returncode != 0 and "Traceback" in done.stderr and "ConfigError" in done.stderr
+
+
+@pytest.mark.parametrize("overrides,error,message", [
+    ({"batch_size": 12}, errors.ConfigError, "does not divide evenly over 8 devices"),
+    ({"model.num_codes": 1}, errors.ConfigError, r"num_codes \(K\) must be at least 2"),
+    ({"model.embedding_dim": 0}, errors.ConfigError, r"embedding_dim \(D\) must be at least 1"),
+    ({"dataset": "npz:{tmp}/30x30.npz"}, errors.ConfigError, "multiples of 4; got 30x30"),
+    ({"dataset": "no_such_data"}, errors.DatasetError, "unknown dataset 'no_such_data'"),
+    ({"dataset": "cifar10", "data_dir": "/nonexistent"}, errors.DatasetError, "tfds build cifar10"),
+    ({"batch_size": 80000}, errors.ConfigError, "exceeds the 60000 training examples"),
+])
+def test_bad_configs_are_user_errors_that_write_nothing(tiny_config, tmp_path, overrides, error,
+                                                        message):
+  np.savez(tmp_path / "30x30.npz", images=np.zeros((40, 30, 30), np.uint8))
+  tiny_config.batch_size = 16
+  for key, value in overrides.items():
+    parent, _, leaf = key.rpartition(".")
+    (tiny_config[parent] if parent else tiny_config)[leaf] = value.format(
+        tmp=tmp_path) if isinstance(value, str) else value
+  with pytest.raises(error, match=message):
+    trainer.train_and_evaluate(tiny_config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_workdir_of_another_config_is_refused_unless_overwrite(tiny_config, tmp_path):
+  tiny_config.num_train_steps = 4
+  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  before = {f: open(tmp_path / f).read() for f in ("config.json", "metrics.jsonl")}
+  tiny_config.model.name = "autoencoder"
+  with pytest.raises(errors.RunError, match="holds a run of model 'vqvae', not 'autoencoder'"):
+    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  tiny_config.model.name, tiny_config.learning_rate = "vqvae", 0.1
+  with pytest.raises(errors.RunError, match=r"different config \(learning_rate: 0.002 -> 0.1\)"):
+    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  assert before == {f: open(tmp_path / f).read() for f in before}
+  tiny_config.num_train_steps = 6   # a longer run of the same config resumes
+  tiny_config.learning_rate = 2e-3
+  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  tiny_config.learning_rate, tiny_config.overwrite = 0.1, True
+  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  rows = [json.loads(line) for line in _lines(tmp_path)]
+  assert rows[0]["step"] == 5 and json.load(open(tmp_path / "config.json"))["learning_rate"] == 0.1
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
+  tiny_config.num_train_steps = 2
+  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  saved = json.load(open(tmp_path / "config.json"))   # as if jaxvq's architecture had changed
+  saved["model"]["hidden"] = tiny_config.model.hidden = 8
+  json.dump(saved, open(tmp_path / "config.json", "w"))
+  with pytest.raises(errors.RunError, match="does not fit this model"):
+    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  with pytest.raises(errors.RunError, match="does not fit this model"):
+    trainer.restore_run(str(tmp_path))
+
+
+def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny_config, tmp_path):
+  from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
+  tiny_config.model.name, tiny_config.num_train_steps = "autoencoder", 2
+  trainer.train_and_evaluate(tiny_config, str(tmp_path / "ae"))
+  prior = pixelcnn_fashion_mnist.get_config()
+  prior.vqvae_workdir = str(tmp_path / "ae")
+  with pytest.raises(errors.RunError, match="holds a run of model 'autoencoder', not a VQ-VAE"):
+    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+  # A prior trained on K=16 codes, whose VQ-VAE was then retrained with K=8 and re-encoded.
+  tiny_config.model.name = "vqvae"
+  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  prior.update(vqvae_workdir=str(tmp_path / "vq"), num_train_steps=2, batch_size=16,
+               num_eval_examples=32)
+  prior.model.update(channels=8, num_layers=2, head_channels=8)
+  trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+  # The VQ-VAE trained further and its codes re-encoded: the prior no longer matches them.
+  tiny_config.num_train_steps = 4
+  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  trainer.encode_codes(str(tmp_path / "vq"))
+  with pytest.raises(errors.RunError, match="trained on the codes of the VQ-VAE's checkpoint of "
+                     "step 2, but .* now holds those of step 4"):
+    trainer.restore_run(str(tmp_path / "prior"))
+  with pytest.raises(errors.RunError, match=r"vqvae_step: 2 -> 4"):
+    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+  tiny_config.update(overwrite=True)
+  tiny_config.model.num_codes = 8
+  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  trainer.encode_codes(str(tmp_path / "vq"))
+  with pytest.raises(errors.RunError, match=r"model.num_codes: 16 -> 8"):
+    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
