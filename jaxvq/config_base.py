@@ -20,6 +20,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.num_image_grid = 64      # images in each PNG grid
   config.num_devices = 0          # 0: all devices
   config.overwrite = False        # True: a workdir holding a run of another config is cleared
+  config.dtype = "float32"        # or "bfloat16": the nets' activations and convolutions (the
+                                  # parameters, optimizer state and latent math stay float32)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "vqvae"

@@ -20,6 +20,37 @@ from jaxvq.errors import ConfigError
 _TAP = np.array([[3, 1, -1], [-1, 2, 0]])
 
 
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))):
+  """[B, H, W, I] * [kh, kw, I, O] -> [B, H', W', O], as lax.conv_general_dilated computes it.
+
+  A 1x1 kernel is a matrix product: XLA's CPU backend runs it, and above all its
+  weight gradient, faster as one than as a convolution (jaxvq.bench --layers).
+  """
+  kh, kw, i, o = kernel.shape
+  if kh == kw == 1 and padding == ((0, 0), (0, 0)):
+    return x[:, ::stride, ::stride] @ kernel.reshape(i, o)
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class Conv(nnx.Module):
+  """A 2-D convolution (NHWC) with nnx.Conv's parameters and initialisation, run by `conv2d`."""
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int, stride: int = 1,
+               padding: int = 0, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    init = nnx.initializers.lecun_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size, in_features,
+                                                 out_features)))
+    # nnx.Conv draws a key for its zero bias too: the same draws give the same initial model.
+    self.bias = nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_features,)))
+    self.stride, self.padding, self.dtype = stride, ((padding, padding), (padding, padding)), dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = conv2d(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.stride,
+               self.padding)
+    return y + self.bias[...].astype(self.dtype)
+
+
 def depth_to_space(x: jax.Array, block: int) -> jax.Array:
   """[B, H, W, (a, b, C)] -> [B, H*block, W*block, C], out[b, h*block + a, w*block + b'] ."""
   b, h, w, c = x.shape
@@ -69,8 +100,7 @@ class Upsample2x(nnx.Module):
 
 def _conv(i, o, k, stride=1, *, dtype, rngs):
   pad = (k - stride) // 2 if stride > 1 else (k - 1) // 2
-  return nnx.Conv(i, o, (k, k), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                  dtype=dtype, rngs=rngs)
+  return Conv(i, o, k, stride, pad, dtype=dtype, rngs=rngs)
 
 
 class ResidualBlock(nnx.Module):
@@ -112,7 +142,8 @@ class ConvEncoder(nnx.Module):
   def __call__(self, x):
     x = nnx.relu(self.down1(x - 0.5))
     x = nnx.relu(self.down2(x))
-    return self.out(self.residual(self.conv(x)))
+    # The latent math (quantizer, KL, sampling) is float32 whatever the nets compute in.
+    return self.out(self.residual(self.conv(x))).astype(jnp.float32)
 
 
 class ConvDecoder(nnx.Module):
@@ -141,7 +172,7 @@ class MLP(nnx.Module):
     self.out_shape = tuple(out_shape)
 
   def __call__(self, x):
-    x = x.reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], -1).astype(self.layers[0].dtype)
     for layer in self.layers[:-1]:
       x = nnx.relu(layer(x))
     return self.layers[-1](x).astype(jnp.float32).reshape((-1,) + self.out_shape)

@@ -118,9 +118,12 @@ def _load_dataset(config: ml_collections.ConfigDict):
   return codes.load(config.vqvae_workdir)
 
 
-def setup(config: ml_collections.ConfigDict) -> Experiment:
-  """Loads the data, builds the model and optimizer, places the initial state."""
-  dataset = _load_dataset(config)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def setup(config: ml_collections.ConfigDict, dataset=None) -> Experiment:
+  """Loads the data (unless given), builds the model and optimizer, places the initial state."""
+  dataset = _load_dataset(config) if dataset is None else dataset
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
   input_pipeline.check_batch_size(config.batch_size, len(dataset.train))
@@ -137,8 +140,11 @@ def setup(config: ml_collections.ConfigDict) -> Experiment:
     config.model.num_codes, config.model.num_classes = dataset.num_codes, dataset.num_classes
     config.model.image_dims = dataset.image_dims
     config.vqvae_step = codes_step
-  model = build_model(config.model, dataset.image_shape,
-                      data_variance=dataset.pixel_variance(), seed=config.seed)
+  dtype = config.get("dtype", "float32")  # runs saved before jaxvq had the key: float32
+  if dtype not in COMPUTE_DTYPES:
+    raise ConfigError(f"dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+  model = build_model(config.model, dataset.image_shape, data_variance=dataset.pixel_variance(),
+                      seed=config.seed, dtype=jnp.dtype(dtype))
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(config.learning_rate)
   state = jax.jit(lambda p, s: TrainState(
@@ -341,11 +347,14 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list:
-  """'key: saved -> new' for each key, besides RESUMABLE_KEYS, where `config` differs from `saved`."""
+  """'key: saved -> new' for each key, besides RESUMABLE_KEYS, where `config` differs from `saved`.
+
+  Keys the saved config lacks (added by a later jaxvq, with their old behaviour as default)
+  do not count.
+  """
   old, new = _flatten(saved), _flatten(json.loads(config.to_json_best_effort()))
-  return [f"{k}: {old.get(k, '(none)')!r} -> {new.get(k, '(none)')!r}"
-          for k in sorted(set(old) | set(new))
-          if k not in RESUMABLE_KEYS and old.get(k) != new.get(k)]
+  return [f"{k}: {old[k]!r} -> {new.get(k, '(none)')!r}"
+          for k in sorted(old) if k not in RESUMABLE_KEYS and old[k] != new.get(k)]
 
 
 def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:

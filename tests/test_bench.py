@@ -1,0 +1,53 @@
+"""jaxvq.bench: one JSON line per config, a layer-by-layer profile, a peer run in turns."""
+import json
+import os
+import subprocess
+import sys
+
+from jaxvq import bench
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = {"model", "backend", "device_kind", "device_count", "batch", "compile_s", "median_step_ms",
+        "images_per_s", "gflop_per_step_per_device", "achieved_gflop_s_per_device",
+        "matmul_peak_gflop_s", "fraction_of_matmul_peak", "vendor_peak_gflop_s"}
+
+
+def _bench(*args):
+  done = subprocess.run([sys.executable, "-m", "jaxvq.bench", "--steps=2", "--warmup=1", *args],
+                        cwd=REPO, capture_output=True, text=True,
+                        env={**os.environ, "XLA_FLAGS": ""})   # one CPU device
+  assert done.returncode == 0, done.stderr
+  return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_all_runs_every_model_config_without_its_dataset():
+  rows = _bench("--all")
+  assert [r["config"] for r in rows] == [os.path.relpath(p, REPO) for p in bench.model_configs()]
+  assert {r["model"] for r in rows} == {"autoencoder", "vae", "vqvae", "pixelcnn"}
+  for row in rows:
+    assert KEYS <= set(row) and row["device_count"] == 1
+    assert row["median_step_ms"] > 0 and row["gflop_per_step_per_device"] > 0
+    assert 0 < row["fraction_of_matmul_peak"] < 1.5
+
+
+def test_layers_profile_each_conv_and_peer_runs_in_turns():
+  peer = f"{sys.executable} -c 'print(\"{{\\\"images_per_s\\\": 123.0}}\")'"
+  rows = _bench("--config=configs/tiny.py", "--layers", "--formulations", f"--peer={peer}",
+                "--rounds=2")
+  step = rows[0]
+  layers = [r for r in rows[1:] if "forward_ms" in r]
+  formulations = [r for r in rows[1:] if "max_abs_difference" in r]
+  assert step["peer_images_per_s"] == [123.0, 123.0] and len(step["jaxvq_images_per_s"]) == 2
+  assert step["ratio_of_medians"] > 0
+  names = [r["layer"] for r in layers]
+  # tiny.py: 1 residual block; in forward order, the encoder's then the decoder's layers.
+  assert names == ["encoder/down1", "encoder/down2", "encoder/conv",
+                   "encoder/residual/blocks/0/conv3", "encoder/residual/blocks/0/conv1",
+                   "encoder/out", "decoder/conv", "decoder/residual/blocks/0/conv3",
+                   "decoder/residual/blocks/0/conv1", "decoder/up1", "decoder/up2"]
+  assert all(r["forward_backward_ms"] > 0 and r["gflop_forward_backward"] > 0 for r in layers)
+  assert sum(r["gflop_forward_backward"] for r in layers) < step["gflop_per_step_per_device"]
+  # The upsamplers and 1x1 convs, each against the lax op computing the same function.
+  assert [r["layer"] for r in formulations] == [n for n in names if "conv1" in n or "up" in n or
+                                                n == "encoder/out"]
+  assert all(r["max_abs_difference"] < 1e-4 for r in formulations), formulations
