@@ -7,16 +7,21 @@ run of another config is refused unless --config.overwrite=True.
 from absl import flags
 from ml_collections import config_flags
 
-from jaxvq import cli, trainer
+from jaxvq import cli, distributed, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and images.")
 config_flags.DEFINE_config_file("config", None, "A config file in configs/.", lock_config=True)
+flags.DEFINE_string("coordinator_address", "", "HOST:PORT of process 0, when training as one "
+                    "of several processes (GPU/CPU clusters; TPU VM pods need no flags).")
+flags.DEFINE_integer("num_processes", 0, "How many processes train together.")
+flags.DEFINE_integer("process_id", -1, "This process's index, 0 to num_processes - 1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -307,18 +307,10 @@ def model_configs() -> list:
                 if os.path.basename(p) not in ("__init__.py", "tiny.py"))
 
 
-def _load_config_file(path: str):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("_bench_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def main(argv):
   del argv
   if FLAGS.all:
-    runs = [(os.path.relpath(p), _load_config_file(p)) for p in model_configs()]
+    runs = [(os.path.relpath(p), cli.load_config_file(p)) for p in model_configs()]
   elif FLAGS.config is not None:
     runs = [(None, FLAGS.config)]
   else:

@@ -79,7 +79,10 @@ def _describe_flag_error(error: Exception, argv) -> str:
     path = config_file.split(":", 1)[0]
     if not os.path.isfile(path):
       return f"config file {path!r} does not exist (the configs are in configs/)"
-    config = _load_config_file(path)
+    try:
+      config = load_config_file(path)
+    except Exception:  # pylint: disable=broad-except
+      config = None
     for arg in argv:
       if arg.startswith("--config.") and config is not None:
         key = arg[len("--config."):].split("=", 1)[0]
@@ -91,14 +94,12 @@ def _describe_flag_error(error: Exception, argv) -> str:
   return f"{type(error).__name__}: {error}"
 
 
-def _load_config_file(path: str):
-  try:
-    spec = importlib.util.spec_from_file_location("_jaxvq_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-  except Exception:  # pylint: disable=broad-except
-    return None
+def load_config_file(path: str):
+  """get_config() of the config file at `path`."""
+  spec = importlib.util.spec_from_file_location("_jaxvq_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def _has_key(config, dotted: str) -> bool:

@@ -49,6 +49,9 @@ def save(exp, state, vqvae_workdir: str, batch_size: int = 500) -> dict:
   model = exp.model(state)
   if not hasattr(model, "encode_to_indices"):
     raise DatasetError(f"{vqvae_workdir} holds a {exp.config.model.name} run, not a VQ-VAE")
+  if jax.process_count() > 1:
+    raise DatasetError(f"codes are encoded by one process: run `python -m jaxvq.encode "
+                       f"--workdir={vqvae_workdir}` on one host before training the prior")
   key = jax.random.key(0)  # binarized data: one fixed draw
 
   @jax.jit

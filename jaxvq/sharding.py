@@ -9,8 +9,11 @@ from jaxvq.errors import ConfigError
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
-  """A mesh over the first `num_devices` devices (0: all of them)."""
-  devices = jax.devices()
+  """A mesh over the first `num_devices` devices (0: all of them, of every process)."""
+  devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+  if num_devices and jax.process_count() > 1 and num_devices != len(devices):
+    raise ConfigError(f"config.num_devices={num_devices}: with several processes the mesh "
+                      f"spans all {len(devices)} devices (set 0)")
   if num_devices:
     if num_devices > len(devices):
       raise ConfigError(f"config.num_devices={num_devices} but only {len(devices)} devices exist")
@@ -32,9 +35,21 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
-def shard_batch(batch, mesh: Mesh):
-  """Host arrays -> global arrays split along the leading (batch) axis."""
-  return jax.device_put(batch, batch_sharded(mesh))
+def shard_batch(local_batch, mesh: Mesh):
+  """This process's rows of a batch (`distributed.process_rows`) -> global arrays split
+  along the leading (batch) axis. On one process: the whole batch."""
+  if jax.process_count() == 1:
+    return jax.device_put(local_batch, batch_sharded(mesh))
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+      batch_sharded(mesh), np.asarray(x)), local_batch)
+
+
+def to_host(tree):
+  """Global arrays -> NumPy on every process (a collective: every process must call it)."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def replicate(tree, mesh: Mesh):

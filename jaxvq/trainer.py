@@ -29,7 +29,8 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from jaxvq import checkpoint, codes, datasets, images, input_pipeline, quantizer, sharding
+from jaxvq import (checkpoint, codes, datasets, distributed, images, input_pipeline, quantizer,
+                   sharding)
 from jaxvq.checkpoint import Checkpointer
 from jaxvq.errors import ConfigError, Preempted, RunError, TrainingDiverged
 from jaxvq.metrics_writer import MetricsWriter
@@ -155,9 +156,13 @@ def setup(config: ml_collections.ConfigDict, dataset=None) -> Experiment:
 
 
 def train_batch(exp: Experiment, step: int):
-  """The (inputs, labels) of training step `step` (0-based), split over the devices."""
+  """The (inputs, labels) of training step `step` (0-based), split over the devices.
+
+  Each process loads only its own rows of the global batch.
+  """
   indices = input_pipeline.train_indices(len(exp.dataset.train), exp.config.batch_size,
                                          exp.config.seed, step)
+  indices = indices[distributed.process_rows(len(indices))]
   return sharding.shard_batch((exp.dataset.train.inputs(indices),
                                exp.dataset.train.labels(indices)), exp.mesh)
 
@@ -256,9 +261,10 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
   iwae_limit = exp.config.model.get("importance_examples", 0) or num
   totals, first, iwae_total, iwae_count = None, None, 0.0, 0.0
   for indices, mask in input_pipeline.eval_batches(num, eval_batch_size(exp)):
+    rows = distributed.process_rows(len(indices))   # this process loads only its rows
     batch, mask_on_devices, indices_on_devices = sharding.shard_batch(
-        ((exp.dataset.test.inputs(indices), exp.dataset.test.labels(indices)), mask,
-         indices.astype(np.int32)), exp.mesh)
+        ((exp.dataset.test.inputs(indices[rows]), exp.dataset.test.labels(indices[rows])),
+         mask[rows], indices[rows].astype(np.int32)), exp.mesh)
     sums, x, recon = eval_step(state, batch, mask_on_devices, indices_on_devices)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     if first is None:
@@ -266,7 +272,7 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
       first = (x[:real], None if recon is None else recon[:real])
     if iwae_step is not None and indices[0] < iwae_limit:
       iwae_mask = mask * (indices < iwae_limit)
-      iwae_total += iwae_step(state, batch, sharding.shard_batch(iwae_mask, exp.mesh),
+      iwae_total += iwae_step(state, batch, sharding.shard_batch(iwae_mask[rows], exp.mesh),
                               indices_on_devices)
       iwae_count += iwae_mask.sum()
   totals = jax.device_get(totals)
@@ -285,21 +291,22 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
 
 def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, first,
                  code_counts=None) -> None:
-  if jax.process_index() != 0:
-    return
-  if code_counts is not None:
+  """Every process takes part (the arrays span them all); process 0 writes the PNGs."""
+  writes = jax.process_index() == 0
+  if code_counts is not None and writes:
     images.save_usage_histogram(os.path.join(workdir, "images", f"code_usage_{step:06d}.png"),
                                 code_counts, title=f"code usage on the test set, step {step}")
   n = exp.config.num_image_grid
   if first[1] is None:  # a prior: its samples come from jaxvq.sample
     return
-  x, recon = (np.asarray(jax.device_get(a))[:n] for a in first)
+  x, recon = (np.asarray(a)[:n] for a in sharding.to_host(first))
   columns = int(np.ceil(np.sqrt(n)))
-  images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
-                  images.interleave_rows(x, recon, columns), columns)
+  if writes:
+    images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
+                    images.interleave_rows(x, recon, columns), columns)
   samples = exp.model(state).generate(
-      state.key(_SAMPLE_KEY_TAG), n, jnp.asarray(x))
-  if samples is not None:
+      state.key(_SAMPLE_KEY_TAG), n, sharding.replicate(x, exp.mesh))
+  if samples is not None and writes:
     images.save_png(os.path.join(workdir, "images", f"samples_{step:06d}.png"),
                     np.asarray(samples), columns)
 
@@ -473,6 +480,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     exp = setup(config)
     claim_workdir(exp.config, workdir)
     os.makedirs(workdir, exist_ok=True)
+    distributed.barrier("jaxvq: workdir claimed")
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.config.keep_checkpoints)
     try:
       return _train_loop(exp, workdir, checkpointer, sigterm)
@@ -507,7 +515,11 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
       log = step % config.log_every_steps == 0 or last
       evaluate_now = step % config.eval_every_steps == 0 or last
       save = step % config.checkpoint_every_steps == 0 or last
-      if log or evaluate_now or save or sigterm.received:
+      if jax.process_count() == 1:
+        stop = sigterm.received
+      else:  # processes may get SIGTERM at different steps: they agree at log/eval/save steps
+        stop = (log or evaluate_now or save) and distributed.any_process(sigterm.received)
+      if log or evaluate_now or save or stop:
         _check_finite(interval, state, checkpointer, workdir)
       if log:
         # Counts ("num_...") are summed over the interval, the rest averaged.
@@ -529,9 +541,9 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
         _report(json.dumps(row))
         write_images(exp, state, step, workdir, first, code_counts)
         interval_start = time.perf_counter()  # evaluation time is not training throughput
-      if save or sigterm.received:
+      if save or stop:
         checkpointer.save(step, state)
-      if sigterm.received:
+      if stop:
         checkpointer.wait()
         raise Preempted(step, workdir)
   finally:
