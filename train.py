@@ -16,12 +16,15 @@ flags.DEFINE_string("coordinator_address", "", "HOST:PORT of process 0, when tra
                     "of several processes (GPU/CPU clusters; TPU VM pods need no flags).")
 flags.DEFINE_integer("num_processes", 0, "How many processes train together.")
 flags.DEFINE_integer("process_id", -1, "This process's index, 0 to num_processes - 1.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() and let JAX find the "
+                  "processes (Cloud TPU VM pods, SLURM, Open MPI).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                         FLAGS.distributed)
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -39,17 +39,22 @@ from jaxvq import cli, codes, datasets, trainer
 from jaxvq.errors import ConfigError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "A config file in configs/.", lock_config=True)
-flags.DEFINE_bool("all", False, "Benchmark every model config in configs/.")
-flags.DEFINE_integer("steps", 20, "Timed steps (after the warm-up steps).")
-flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
-flags.DEFINE_bool("layers", False, "Also time each layer's forward and backward pass.")
-flags.DEFINE_bool("formulations", False, "Also time jaxvq's formulation of its upsamplers and 1x1 "
-                  "convolutions against the plain lax one, layer by layer.")
-flags.DEFINE_string("trace", "", "Also write a jax.profiler trace of the timed steps here "
-                    "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
-flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
-flags.DEFINE_integer("rounds", 3, "With --peer: how many turns each.")
+
+
+def define_flags() -> None:
+  """The command's flags: defined only when it runs, so that importing the module defines none."""
+  config_flags.DEFINE_config_file("config", None, "A config file in configs/.", lock_config=True)
+  flags.DEFINE_bool("all", False, "Benchmark every model config in configs/.")
+  flags.DEFINE_integer("steps", 20, "Timed steps (after the warm-up steps).")
+  flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
+  flags.DEFINE_bool("layers", False, "Also time each layer's forward and backward pass.")
+  flags.DEFINE_bool("formulations", False, "Also time jaxvq's formulation of its upsamplers and 1x1 "
+                    "convolutions against the plain lax one, layer by layer.")
+  flags.DEFINE_string("trace", "", "Also write a jax.profiler trace of the timed steps here "
+                      "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
+  flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
+  flags.DEFINE_integer("rounds", 3, "With --peer: how many turns each.")
+
 
 # Image shapes of the datasets whose shape is known without loading them.
 KNOWN_SHAPES = {"mnist": (28, 28, 1), "binarized_mnist": (28, 28, 1),
@@ -109,8 +114,13 @@ def _flops(compiled) -> float:
   return float(analysis.get("flops", 0.0)) if analysis else 0.0
 
 
-def matmul_peak_gflops(dtype=jnp.float32, size: int = 2048) -> float:
-  """GFLOP/s of a size x size matrix product on the first device (the best of 5 runs)."""
+def matmul_peak_gflops(dtype=jnp.float32, size: int = 0) -> float:
+  """GFLOP/s of a size x size matrix product on the first device (the best of 5 runs).
+
+  2048 on a CPU; 8192 on an accelerator, where a smaller product is over before
+  its dispatch cost is paid.
+  """
+  size = size or (2048 if jax.default_backend() == "cpu" else 8192)
   a = jax.device_put(jnp.ones((size, size), dtype) / size)
   product = jax.jit(lambda a: a @ a)
   jax.block_until_ready(product(a))
@@ -139,9 +149,16 @@ class StepTimer:
     self.compile_seconds = time.perf_counter() - start
     self.state = self.exp.initial_state
 
-  def time(self, steps: int, warmup: int = 0) -> float:
-    for _ in range(warmup):
+  def warm(self, steps: int) -> None:
+    for _ in range(steps):
       self.state, _ = self.compiled(self.state, self.batch)
+    jax.block_until_ready(self.state)
+
+  def time(self, steps: int, warmup: int = 0) -> float:
+    """The median seconds of `steps` steps (each waited for), after `warmup` untimed ones."""
+    if steps < 1:
+      raise ConfigError(f"--steps must be at least 1, got {steps}")
+    self.warm(warmup)
 
     def one_step():
       self.state, metrics = self.compiled(self.state, self.batch)
@@ -289,7 +306,7 @@ def run_peer(command: str) -> float:
 def compare_with_peer(config, command: str, rounds: int, steps: int, warmup: int) -> dict:
   """jaxvq and the peer in turns, `rounds` times each: their images/s and the ratio of medians."""
   timer = StepTimer(config)
-  timer.time(warmup)
+  timer.warm(warmup)
   ours, theirs = [], []
   for _ in range(rounds):
     ours.append(config.batch_size / timer.time(steps))
@@ -325,7 +342,7 @@ def main(argv):
     print(json.dumps(result), flush=True)
     if FLAGS.layers or FLAGS.formulations:
       timer = StepTimer(config)
-      timer.time(FLAGS.warmup)
+      timer.warm(FLAGS.warmup)
       rows = layer_profile(timer, FLAGS.steps) if FLAGS.layers else []
       rows += formulation_profile(timer, FLAGS.steps) if FLAGS.formulations else []
       for row in rows:
@@ -333,4 +350,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

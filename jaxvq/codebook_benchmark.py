@@ -20,10 +20,14 @@ from ml_collections import config_flags
 from jaxvq import cli, errors, trainer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Parent directory of the three runs.")
-flags.DEFINE_integer("steps", 0, "Training steps per variant (0: the config's num_train_steps).")
-config_flags.DEFINE_config_file("config", None, "A VQ-VAE config file.", lock_config=False)
-flags.mark_flags_as_required(["config", "workdir"])
+
+
+def define_flags() -> None:
+  """The command's flags: defined only when it runs, so that importing the module defines none."""
+  flags.DEFINE_string("workdir", None, "Parent directory of the three runs.")
+  flags.DEFINE_integer("steps", 0, "Training steps per variant (0: the config's num_train_steps).")
+  config_flags.DEFINE_config_file("config", None, "A VQ-VAE config file.", lock_config=False)
+  flags.mark_flags_as_required(["config", "workdir"])
 
 
 def variants(model_config):
@@ -65,4 +69,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

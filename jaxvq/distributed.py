@@ -18,12 +18,14 @@ def on_multihost_tpu() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
-def initialize(coordinator_address: str = "", num_processes: int = 0,
-               process_id: int = -1) -> None:
+def initialize(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
+               from_environment: bool = False) -> None:
   """jax.distributed.initialize() when this process is one of several; nothing otherwise.
 
   With an explicit coordinator (GPU/CPU clusters, or several processes on one
-  machine) every argument is required; on a TPU VM pod JAX finds them itself.
+  machine) every argument is required. `from_environment` lets JAX find them
+  itself (Cloud TPU VM pods, SLURM, Open MPI), as does a worker whose
+  TPU_WORKER_HOSTNAMES lists several hosts.
   """
   if coordinator_address or num_processes > 1:
     if not (coordinator_address and num_processes > 1 and 0 <= process_id < num_processes):
@@ -32,7 +34,7 @@ def initialize(coordinator_address: str = "", num_processes: int = 0,
     # CPU devices of different processes talk through gloo (GPUs and TPUs bring their own).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  elif on_multihost_tpu():
+  elif from_environment or on_multihost_tpu():
     jax.distributed.initialize()
 
 

@@ -10,8 +10,12 @@ from absl import flags
 from jaxvq import cli, trainer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Workdir of a trained VQ-VAE.")
-flags.mark_flags_as_required(["workdir"])
+
+
+def define_flags() -> None:
+  """The command's flags: defined only when it runs, so that importing the module defines none."""
+  flags.DEFINE_string("workdir", None, "Workdir of a trained VQ-VAE.")
+  flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
@@ -21,4 +25,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -20,12 +20,13 @@ def grid(images: np.ndarray, columns: int = 0, pad: int = 1) -> np.ndarray:
   return np.round(out * 255.0).astype(np.uint8)
 
 
-def save_png(path: str, images: np.ndarray, columns: int = 0) -> str:
+def save_png(path: str, images: np.ndarray, columns: int = 0) -> np.ndarray:
+  """Writes the grid of `images` as a PNG; returns the grid."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   g = grid(images, columns)
   Image.fromarray(g[..., 0] if g.shape[-1] == 1 else g).save(path)
-  return path
+  return g
 
 
 def interleave_rows(originals: np.ndarray, reconstructions: np.ndarray, columns: int) -> np.ndarray:
@@ -38,12 +39,12 @@ def interleave_rows(originals: np.ndarray, reconstructions: np.ndarray, columns:
 
 def save_usage_histogram(path: str, counts: np.ndarray, title: str = "") -> str:
   """A bar chart of how often each code was used."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  # A Figure of its own, not pyplot: jaxvq leaves the user's matplotlib backend alone.
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   counts = np.asarray(counts, np.float64)
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fig, ax = plt.subplots(figsize=(8, 3))
+  fig = Figure(figsize=(8, 3))
+  ax = fig.subplots()
   ax.bar(np.arange(len(counts)), counts, width=1.0, color="tab:blue")
   used = int(np.sum(counts > 0))
   ax.set_title(f"{title}  ({used}/{len(counts)} codes used)".strip())
@@ -52,5 +53,4 @@ def save_usage_histogram(path: str, counts: np.ndarray, title: str = "") -> str:
   ax.set_xlim(-0.5, len(counts) - 0.5)
   fig.tight_layout()
   fig.savefig(path, dpi=80)
-  plt.close(fig)
   return path

@@ -1,4 +1,10 @@
-"""metrics.jsonl: one JSON object per logged row, written only by process 0."""
+"""metrics.jsonl (one JSON object per logged row) and TensorBoard event files, by process 0.
+
+The event files (tensorboardX: no TensorFlow needed) sit beside metrics.jsonl:
+`tensorboard --logdir=WORKDIR` shows every metric as `<split>/<name>` and the
+image grids. A resumed run tells TensorBoard to drop the events logged after
+its checkpoint (purge_step), as it drops those rows from metrics.jsonl.
+"""
 from __future__ import annotations
 
 import json
@@ -19,15 +25,36 @@ def _plain(value):
 class MetricsWriter:
 
   def __init__(self, workdir: str):
+    self.workdir = workdir
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.active = jax.process_index() == 0
+    self._events = None
+
+  def events(self, purge_step=None):
+    """The TensorBoard writer (None on processes other than 0)."""
+    if self._events is None and self.active:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._events = SummaryWriter(self.workdir, purge_step=purge_step, flush_secs=30)
+    return self._events
 
   def write(self, step: int, split: str, metrics: dict) -> dict:
     row = {"step": int(step), "split": split, **{k: _plain(v) for k, v in sorted(metrics.items())}}
     if self.active:
       with open(self.path, "a") as f:
         f.write(json.dumps(row) + "\n")
+      for name, value in row.items():
+        if name not in ("step", "split") and isinstance(value, (int, float)):
+          self.events().add_scalar(f"{split}/{name}", value, step)
     return row
+
+  def image(self, tag: str, step: int, grid: np.ndarray) -> None:
+    """An image grid, uint8 [H, W, C], in TensorBoard."""
+    if self.active:
+      self.events().add_image(tag, grid, step, dataformats="HWC")
+
+  def close(self) -> None:
+    if self._events is not None:
+      self._events.close()
 
   def read(self) -> list:
     if not os.path.exists(self.path):
@@ -37,7 +64,10 @@ class MetricsWriter:
 
   def truncate_after(self, step: int) -> None:
     """Drops rows logged after `step` (a resumed run writes them again)."""
-    if not self.active or not os.path.exists(self.path):
+    if not self.active:
+      return
+    self.events(purge_step=step + 1)
+    if not os.path.exists(self.path):
       return
     rows = []
     with open(self.path) as f:

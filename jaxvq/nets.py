@@ -40,9 +40,10 @@ class Conv(nnx.Module):
                padding: int = 0, *, dtype=jnp.float32, rngs: nnx.Rngs):
     init = nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size, in_features,
-                                                 out_features)))
+                                                 out_features), jnp.float32))
     # nnx.Conv draws a key for its zero bias too: the same draws give the same initial model.
-    self.bias = nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_features,)))
+    self.bias = nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_features,),
+                                                        jnp.float32))
     self.stride, self.padding, self.dtype = stride, ((padding, padding), (padding, padding)), dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -23,14 +23,18 @@ from absl import flags
 from jaxvq import checkpoint, cli, errors, images, trainer
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Workdir of a trained PixelCNN prior.")
-flags.DEFINE_integer("num_samples", 64, "How many images.")
-flags.DEFINE_integer("label", None, "Class to sample (class-conditional priors only).")
-flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the prior's logits.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_string("output", "samples.png", "PNG file of the sample grid.")
-flags.DEFINE_bool("benchmark", False, "Time compiled vs naive sampling instead.")
-flags.mark_flags_as_required(["workdir"])
+
+
+def define_flags() -> None:
+  """The command's flags: defined only when it runs, so that importing the module defines none."""
+  flags.DEFINE_string("workdir", None, "Workdir of a trained PixelCNN prior.")
+  flags.DEFINE_integer("num_samples", 64, "How many images.")
+  flags.DEFINE_integer("label", None, "Class to sample (class-conditional priors only).")
+  flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the prior's logits.")
+  flags.DEFINE_integer("seed", 0, "Random seed.")
+  flags.DEFINE_string("output", "samples.png", "PNG file of the sample grid.")
+  flags.DEFINE_bool("benchmark", False, "Time compiled vs naive sampling instead.")
+  flags.mark_flags_as_required(["workdir"])
 
 
 class SampleError(errors.UserError):
@@ -134,30 +138,43 @@ def benchmark(exp, state, num_samples: int, repeats: int = 5) -> dict:
               rates["compiled_loop"] / rates["compiled_loop_without_cache"], 1)}
 
 
-def main(argv):
-  del argv
-  exp, state = load_prior(FLAGS.workdir)
+def sample_images(prior_workdir: str, num_samples: int, label=None, temperature: float = 1.0,
+                  seed: int = 0):
+  """New images from a trained prior: (pictures [N, H, W, C] in [0, 1], codes [N, h, w], columns).
+
+  Code grids are drawn from the prior and decoded by the VQ-VAE checkpoint the
+  prior's codes were made from. `columns` lays a class-conditional prior's
+  samples out one class per column when no `label` is given (0 otherwise).
+  """
+  exp, state = load_prior(prior_workdir)
   prior = exp.model(state)
-  check_request(prior, FLAGS.num_samples, FLAGS.label, FLAGS.temperature)
-  if FLAGS.benchmark:
-    print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
-    return
-  # Decode with the VQ-VAE checkpoint the prior's codes were made from.
+  check_request(prior, num_samples, label, temperature)
   vq_dir, vq_step = exp.config.vqvae_workdir, exp.dataset.metadata["step"]
   if vq_step not in checkpoint.saved_steps(os.path.join(vq_dir, "checkpoints")):
     raise SampleError(f"the VQ-VAE checkpoint of step {vq_step}, whose codes the prior learned, is "
                       f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq.encode "
                       f"--workdir={vq_dir}` and train a new prior on those codes")
   vq_exp, vq_state = trainer.restore_run(vq_dir, step=vq_step)
-  codes = sample_codes(exp, state, jax.random.key(FLAGS.seed), FLAGS.num_samples, FLAGS.label,
-                       FLAGS.temperature)
+  codes = sample_codes(exp, state, jax.random.key(seed), num_samples, label, temperature)
   pictures = np.asarray(decode(vq_exp, vq_state, codes))
-  # Without --label a class-conditional prior cycles through the classes: one per column.
-  columns = prior.num_classes if (prior.num_classes and FLAGS.label is None) else 0
+  columns = prior.num_classes if (prior.num_classes and label is None) else 0
+  return pictures, np.asarray(codes), columns
+
+
+def main(argv):
+  del argv
+  if FLAGS.benchmark:
+    exp, state = load_prior(FLAGS.workdir)
+    check_request(exp.model(state), FLAGS.num_samples, FLAGS.label, FLAGS.temperature)
+    print(json.dumps(benchmark(exp, state, FLAGS.num_samples)))
+    return
+  pictures, codes, columns = sample_images(FLAGS.workdir, FLAGS.num_samples, FLAGS.label,
+                                           FLAGS.temperature, FLAGS.seed)
   images.save_png(FLAGS.output, pictures, columns)
-  np.save(os.path.splitext(FLAGS.output)[0] + ".npy", np.asarray(codes))
+  np.save(os.path.splitext(FLAGS.output)[0] + ".npy", codes)
   print(f"wrote {FLAGS.output} and {os.path.splitext(FLAGS.output)[0]}.npy")
 
 
 if __name__ == "__main__":
+  define_flags()
   cli.run(main)

@@ -29,8 +29,8 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
-from jaxvq import (checkpoint, codes, datasets, distributed, images, input_pipeline, quantizer,
-                   sharding)
+from jaxvq import (checkpoint, codes, config_base, datasets, distributed, images, input_pipeline,
+                   quantizer, sharding)
 from jaxvq.checkpoint import Checkpointer
 from jaxvq.errors import ConfigError, Preempted, RunError, TrainingDiverged
 from jaxvq.metrics_writer import MetricsWriter
@@ -290,8 +290,9 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):
 
 
 def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, first,
-                 code_counts=None) -> None:
-  """Every process takes part (the arrays span them all); process 0 writes the PNGs."""
+                 code_counts=None, writer: MetricsWriter | None = None) -> None:
+  """Every process takes part (the arrays span them all); process 0 writes the PNGs (and
+  gives them to TensorBoard)."""
   writes = jax.process_index() == 0
   if code_counts is not None and writes:
     images.save_usage_histogram(os.path.join(workdir, "images", f"code_usage_{step:06d}.png"),
@@ -302,13 +303,17 @@ def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, fi
   x, recon = (np.asarray(a)[:n] for a in sharding.to_host(first))
   columns = int(np.ceil(np.sqrt(n)))
   if writes:
-    images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
-                    images.interleave_rows(x, recon, columns), columns)
+    grid = images.save_png(os.path.join(workdir, "images", f"reconstructions_{step:06d}.png"),
+                           images.interleave_rows(x, recon, columns), columns)
+    if writer is not None:
+      writer.image("test/reconstructions", step, grid)
   samples = exp.model(state).generate(
       state.key(_SAMPLE_KEY_TAG), n, sharding.replicate(x, exp.mesh))
   if samples is not None and writes:
-    images.save_png(os.path.join(workdir, "images", f"samples_{step:06d}.png"),
-                    np.asarray(samples), columns)
+    grid = images.save_png(os.path.join(workdir, "images", f"samples_{step:06d}.png"),
+                           np.asarray(samples), columns)
+    if writer is not None:
+      writer.image("samples", step, grid)
 
 
 def _report(message: str) -> None:
@@ -356,10 +361,13 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list:
   """'key: saved -> new' for each key, besides RESUMABLE_KEYS, where `config` differs from `saved`.
 
-  Keys the saved config lacks (added by a later jaxvq, with their old behaviour as default)
-  do not count.
+  A key the saved config lacks (added by a later jaxvq) counts as its default in
+  jaxvq/config_base.py, the behaviour the run had; keys that setup() adds are compared
+  only when saved.
   """
+  defaults = _flatten(json.loads(config_base.get_base_config().to_json_best_effort()))
   old, new = _flatten(saved), _flatten(json.loads(config.to_json_best_effort()))
+  old = {**{k: v for k, v in defaults.items() if k in new}, **old}
   return [f"{k}: {old[k]!r} -> {new.get(k, '(none)')!r}"
           for k in sorted(old) if k not in RESUMABLE_KEYS and old[k] != new.get(k)]
 
@@ -368,6 +376,9 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuses a workdir holding a run of another config; with config.overwrite, clears it instead."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
+    if checkpoint.latest_step(os.path.join(workdir, "checkpoints")) is not None:
+      raise RunError(f"{workdir} holds checkpoints but no config.json, so nothing says which "
+                     f"run they are: use a new --workdir, or delete {workdir}/checkpoints")
     return
   with open(path) as f:
     saved = json.load(f)
@@ -382,11 +393,13 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise RunError(f"{workdir} holds a {what} ({shown}): use a new --workdir, or add "
                    f"--config.overwrite=True to delete that run and start over")
   if jax.process_index() == 0:
-    # Each piece is first renamed away (config.json first), so that a crash
-    # in the middle never leaves a half-deleted checkpoint that a rerun would load.
+    # Each piece is first renamed away, the checkpoints first and config.json
+    # last, so that a crash midway never leaves a checkpoint that a rerun would load.
     trash = os.path.join(workdir, ".overwritten")
     os.makedirs(trash, exist_ok=True)
-    for name in _RUN_FILES[::-1]:
+    names = [n for n in os.listdir(workdir) if n.startswith("events.out.tfevents.")]
+    names = list(_RUN_FILES[:-1]) + names + [_RUN_FILES[-1]]   # config.json last
+    for name in names:
       if os.path.exists(os.path.join(workdir, name)):
         os.replace(os.path.join(workdir, name), os.path.join(trash, f"{name}.{time.time_ns()}"))
     shutil.rmtree(trash)
@@ -534,20 +547,22 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
         interval, interval_steps = None, 0
         interval_start = time.perf_counter()
       progress.update(1)
+      if stop:  # the grace period is short: save before anything else
+        checkpointer.save(step, state)
+        checkpointer.wait()
+        raise Preempted(step, workdir)
       if evaluate_now:
         iwae_step = make_iwae_step(exp, iwae_samples) if (last and iwae_samples) else None
         test_metrics, first, code_counts = evaluate(exp, state, eval_step, iwae_step)
         row = writer.write(step, "test", test_metrics)
         _report(json.dumps(row))
-        write_images(exp, state, step, workdir, first, code_counts)
+        write_images(exp, state, step, workdir, first, code_counts, writer)
         interval_start = time.perf_counter()  # evaluation time is not training throughput
-      if save or stop:
+      if save:
         checkpointer.save(step, state)
-      if stop:
-        checkpointer.wait()
-        raise Preempted(step, workdir)
   finally:
     progress.close()
+    writer.close()
   if not test_metrics:  # the run was already complete: its last evaluation
     tests = [r for r in writer.read() if r["split"] == "test"]
     test_metrics = {k: v for k, v in tests[-1].items() if k not in ("step", "split")} if tests else {}

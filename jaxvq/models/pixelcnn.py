@@ -117,7 +117,10 @@ class PixelCNNPrior(ImageModel):
 
   def __init__(self, cfg, grid_shape, *, data_variance: float = 1.0, dtype=jnp.float32,
                rngs: nnx.Rngs):
-    del data_variance, dtype
+    del data_variance
+    if dtype != jnp.float32:
+      raise ConfigError(f"the PixelCNN prior computes in float32 only; got "
+                        f"dtype={jnp.dtype(dtype).name}")
     if cfg.num_codes < 2:
       raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     self.grid_shape = tuple(grid_shape[:2])
