@@ -209,7 +209,7 @@ def record_layer_inputs(model, x, key, labels):
   paths = {id(node): "/".join(map(str, path)) for path, node in nnx.iter_graph(model)}
   calls, originals = [], {}
   for cls in _leaf_types():
-    originals[cls] = cls.__call__
+    originals[cls] = cls.__dict__.get("__call__")   # None: inherited
 
     def recording(self, inputs, *args, _call=cls.__call__, **kwargs):
       calls.append((paths.get(id(self), "?"), self, inputs))
@@ -220,7 +220,10 @@ def record_layer_inputs(model, x, key, labels):
     model(x, key, labels)
   finally:
     for cls, call in originals.items():
-      cls.__call__ = call
+      if call is None:
+        del cls.__call__
+      else:
+        cls.__call__ = call
   return calls
 
 

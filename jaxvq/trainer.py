@@ -392,6 +392,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
     raise RunError(f"{workdir} holds a {what} ({shown}): use a new --workdir, or add "
                    f"--config.overwrite=True to delete that run and start over")
+  distributed.barrier("jaxvq: every process has read the old config")
   if jax.process_index() == 0:
     # Each piece is first renamed away, the checkpoints first and config.json
     # last, so that a crash midway never leaves a checkpoint that a rerun would load.
