@@ -98,7 +98,8 @@ def random_dataset(config):
   return codes.CodeDataset(f"random codes:{config.dataset}", source, source, metadata)
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int) -> float:
+  """The median wall time of `repeats` calls of `fn`, each waited for."""
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
@@ -124,7 +125,7 @@ def matmul_peak_gflops(dtype=jnp.float32, size: int = 0) -> float:
   a = jax.device_put(jnp.ones((size, size), dtype) / size)
   product = jax.jit(lambda a: a @ a)
   jax.block_until_ready(product(a))
-  best = min(_median_seconds(lambda: product(a), 1) for _ in range(5))
+  best = min(median_seconds(lambda: product(a), 1) for _ in range(5))
   return 2 * size ** 3 / best / 1e9
 
 
@@ -165,11 +166,12 @@ class StepTimer:
       return metrics
 
     jax.block_until_ready(self.state)
-    return _median_seconds(one_step, steps)
+    return median_seconds(one_step, steps)
 
 
-def benchmark(config, steps: int, warmup: int, trace_dir: str = "") -> dict:
-  timer = StepTimer(config)
+def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") -> dict:
+  """The JSON row of a config's compiled step (see the module docstring)."""
+  config = timer.config
   seconds = timer.time(steps, warmup)
   if trace_dir:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
@@ -243,8 +245,8 @@ def layer_profile(timer: StepTimer, steps: int) -> list:
     argnums = (0,) if n == 0 else (0, 1)
     backward = jax.jit(jax.grad(lambda p, v, f=apply: jnp.sum(f(p, v).astype(jnp.float32)),
                                 argnums=argnums)).lower(params, layer_input).compile()
-    forward_s = _median_seconds(lambda f=forward: f(params, layer_input), steps)
-    both_s = _median_seconds(lambda f=backward: f(params, layer_input), steps)
+    forward_s = median_seconds(lambda f=forward: f(params, layer_input), steps)
+    both_s = median_seconds(lambda f=backward: f(params, layer_input), steps)
     rows.append({"layer": path, "type": type(module).__name__,
                  "input": list(layer_input.shape), "forward_ms": round(forward_s * 1e3, 3),
                  "forward_backward_ms": round(both_s * 1e3, 3),
@@ -286,7 +288,7 @@ def formulation_profile(timer: StepTimer, steps: int) -> list:
     for name, fn in (("jaxvq", ours), (plain[0], plain[1])):
       grad = jax.jit(jax.grad(lambda p, v, f=fn: jnp.sum(f(p, v)), argnums=(0, 1)))
       row[f"{name}_forward_backward_ms"] = round(
-          _median_seconds(lambda g=grad: g(params, layer_input), steps) * 1e3, 3)
+          median_seconds(lambda g=grad: g(params, layer_input), steps) * 1e3, 3)
     row["max_abs_difference"] = float(jnp.max(jnp.abs(
         jax.jit(ours)(params, layer_input) - jax.jit(plain[1])(params, layer_input))))
     rows.append(row)
@@ -306,13 +308,11 @@ def run_peer(command: str) -> float:
   return float(json.loads(lines[-1])["images_per_s"])
 
 
-def compare_with_peer(config, command: str, rounds: int, steps: int, warmup: int) -> dict:
+def compare_with_peer(timer: StepTimer, command: str, rounds: int, steps: int) -> dict:
   """jaxvq and the peer in turns, `rounds` times each: their images/s and the ratio of medians."""
-  timer = StepTimer(config)
-  timer.warm(warmup)
   ours, theirs = [], []
   for _ in range(rounds):
-    ours.append(config.batch_size / timer.time(steps))
+    ours.append(timer.config.batch_size / timer.time(steps))
     theirs.append(run_peer(command))
   return {"jaxvq_images_per_s": [round(r, 1) for r in ours],
           "peer_images_per_s": [round(r, 1) for r in theirs],
@@ -336,16 +336,14 @@ def main(argv):
   else:
     raise ConfigError("give --config=configs/NAME.py, or --all")
   for path, config in runs:
-    result = benchmark(config, FLAGS.steps, FLAGS.warmup, FLAGS.trace)
+    timer = StepTimer(config)   # compiled once, warm after the first timing
+    result = benchmark(timer, FLAGS.steps, FLAGS.warmup, FLAGS.trace)
     if path:
       result = {"config": path, **result}
     if FLAGS.peer:
-      result.update(compare_with_peer(config, FLAGS.peer, FLAGS.rounds, FLAGS.steps,
-                                      FLAGS.warmup))
+      result.update(compare_with_peer(timer, FLAGS.peer, FLAGS.rounds, FLAGS.steps))
     print(json.dumps(result), flush=True)
     if FLAGS.layers or FLAGS.formulations:
-      timer = StepTimer(config)
-      timer.warm(FLAGS.warmup)
       rows = layer_profile(timer, FLAGS.steps) if FLAGS.layers else []
       rows += formulation_profile(timer, FLAGS.steps) if FLAGS.formulations else []
       for row in rows:

@@ -23,7 +23,6 @@ def saved_steps(directory: str) -> list:
     except FileNotFoundError:  # a running training deleted an old step while we listed it
       if attempt == 2:
         raise
-  return []
 
 
 def latest_step(directory: str) -> Optional[int]:

@@ -12,15 +12,13 @@ of one jitted forward pass per position and prints one JSON line.
 """
 import json
 import os
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from jaxvq import checkpoint, cli, errors, images, trainer
+from jaxvq import bench, checkpoint, cli, errors, images, trainer
 
 FLAGS = flags.FLAGS
 
@@ -123,13 +121,8 @@ def benchmark(exp, state, num_samples: int, repeats: int = 5) -> dict:
   rates = {}
   for how in SAMPLERS:
     sampler = make_sampler(exp, num_samples, how=how)
-    jax.block_until_ready(sampler(state, key, labels))
-    times = []
-    for _ in range(repeats):
-      start = time.perf_counter()
-      jax.block_until_ready(sampler(state, key, labels))
-      times.append(time.perf_counter() - start)
-    rates[how] = num_samples / statistics.median(times)
+    jax.block_until_ready(sampler(state, key, labels))   # compiles
+    rates[how] = num_samples / bench.median_seconds(lambda: sampler(state, key, labels), repeats)
   return {"num_samples": num_samples, "grid": list(exp.model(state).grid_shape),
           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
           **{f"{how}_images_per_s": round(rate, 1) for how, rate in rates.items()},

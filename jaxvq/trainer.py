@@ -380,8 +380,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       raise RunError(f"{workdir} holds checkpoints but no config.json, so nothing says which "
                      f"run they are: use a new --workdir, or delete {workdir}/checkpoints")
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = load_config(workdir).to_dict()
   differences = config_differences(saved, config)
   if not differences:
     return
