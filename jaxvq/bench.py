@@ -5,12 +5,14 @@
   python -m jaxvq.bench --config=... --layers      also each layer, forward and backward
   python -m jaxvq.bench --config=... --formulations  jaxvq's layer formulations against lax's
   python -m jaxvq.bench --config=... --peer="PYTHON ../shared/peers/torch_vqvae.py --batch 32"
+  python -m jaxvq.bench --config=... --cpu_devices=2   the CPU as 2 devices, data parallel
 
 Prints one JSON line per config: the model, backend, device kind and count,
 batch, compile seconds, the median step time over the timed steps, images/s,
 GFLOP per step from XLA's cost analysis of the compiled program, the GFLOP/s
 that makes, and its fraction of the device's peak: a float32 (or bfloat16)
-matrix product measured here, and the vendor's figure for known GPUs and TPUs.
+matrix product measured here (on a CPU split into several devices, each
+device's share of the host's), and the vendor's figure for known GPUs and TPUs.
 
 The step is the one training runs (`trainer.make_train_step`), fed one fixed
 batch of random pixels (or codes, for a prior) of the config's shape, so no
@@ -35,7 +37,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from jaxvq import cli, codes, datasets, trainer
+from jaxvq import cli, codes, datasets, distributed, trainer
 from jaxvq.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -54,6 +56,8 @@ def define_flags() -> None:
                       "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
   flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
   flags.DEFINE_integer("rounds", 3, "With --peer: how many turns each.")
+  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices "
+                       "(0: one device), as train.py --cpu_devices does.")
 
 
 # Image shapes of the datasets whose shape is known without loading them.
@@ -181,6 +185,10 @@ def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") ->
   flops = _flops(timer.compiled)   # of one device's program
   achieved = flops / seconds / 1e9
   measured_peak = matmul_peak_gflops(dtype)
+  if jax.default_backend() == "cpu":
+    # CPU devices split one host's cores (--cpu_devices), and the matrix product ran on all
+    # of them: each device's share of that peak is the peak over the devices.
+    measured_peak /= jax.local_device_count()
   vendor_peak = vendor_peak_gflops(device, dtype)
   return {
       "model": config.model.name, "dataset": config.dataset, "backend": jax.default_backend(),
@@ -254,43 +262,68 @@ def layer_profile(timer: StepTimer, steps: int) -> list:
   return rows
 
 
-def _lax_formulation(module):
-  """The plain lax op computing what `module` computes: (name, fn(params, x)), or None."""
+# out[2m + a] of a 4x4, stride-2, padding-1 transposed convolution reads
+# in[m - 1], in[m], in[m + 1] (taps t = 0, 1, 2 of a 3x3 convolution) through
+# kernel rows _TAP[a][t] of the 4x4 kernel; -1 means "no tap".
+_TAP = np.array([[3, 1, -1], [-1, 2, 0]])
+
+
+def subpixel_transposed_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 4x4 stride-2 transposed convolution as a 3x3 convolution to 4*O channels
+  followed by depth-to-space (jaxvq's formulation before its matrix product)."""
+  taps = jnp.asarray(_TAP)                                   # [2 parities, 3 taps]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index -1 -> zero row
+  # [ay, ty, ax, tx, I, O] -> [ty, tx, I, ay, ax, O]
+  sub = padded[taps[:, :, None, None], taps[None, None, :, :]].transpose(1, 3, 4, 0, 2, 5)
+  i, o = kernel.shape[2], kernel.shape[3]
+  y = jax.lax.conv_general_dilated(x, sub.reshape(3, 3, i, 4 * o), (1, 1), ((1, 1), (1, 1)),
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  b, h, w, _ = y.shape
+  y = y.reshape(b, h, w, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)   # depth-to-space
+  return y.reshape(b, 2 * h, 2 * w, o)
+
+
+def _other_formulations(module) -> list:
+  """Other ways of computing what `module` computes: [(name, fn(params, x))]."""
   from jaxvq import nets  # pylint: disable=g-import-not-at-top
   dims = ("NHWC", "HWIO", "NHWC")
   if isinstance(module, nets.Upsample2x):
     # PyTorch's ConvTranspose2d(4, 2, 1) is lax.conv_transpose of the flipped kernel, padding 2.
-    return "lax.conv_transpose", lambda p, x: jax.lax.conv_transpose(
+    return [("lax.conv_transpose", lambda p, x: jax.lax.conv_transpose(
         x, p["kernel"][...][::-1, ::-1], (2, 2), ((2, 2), (2, 2)), dimension_numbers=dims
-    ) + p["bias"][...]
+    ) + p["bias"][...]),
+            ("conv3x3_depth_to_space", lambda p, x: subpixel_transposed_conv(
+                x, p["kernel"][...]) + p["bias"][...])]
   if isinstance(module, nets.Conv) and module.kernel.shape[:2] == (1, 1):
-    return "lax.conv_general_dilated 1x1", lambda p, x: jax.lax.conv_general_dilated(
+    return [("lax.conv_general_dilated 1x1", lambda p, x: jax.lax.conv_general_dilated(
         x, p["kernel"][...], (module.stride,) * 2, module.padding, dimension_numbers=dims
-    ) + p["bias"][...]
-  return None
+    ) + p["bias"][...])]
+  return []
 
 
 def formulation_profile(timer: StepTimer, steps: int) -> list:
-  """For each upsampler and 1x1 conv: ms of forward + backward, jaxvq's way and lax's, and
-  the largest difference of their outputs (they compute the same function)."""
+  """For each upsampler and 1x1 conv: ms of forward + backward, jaxvq's way and the others,
+  and the largest difference of their outputs from jaxvq's (they compute the same function)."""
   exp, state = timer.exp, timer.state
   inputs, labels = timer.batch
   x = exp.dataset.preprocess(inputs, jax.random.key(0))
   rows = []
   for path, module, layer_input in record_layer_inputs(exp.model(state), x, jax.random.key(1),
                                                         labels):
-    plain = _lax_formulation(module)
-    if plain is None:
+    others = _other_formulations(module)
+    if not others:
       continue
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     ours = lambda p, v, g=graphdef, r=rest: nnx.merge(g, p, r)(v)
+    ours_out = jax.jit(ours)(params, layer_input)
     row = {"layer": path, "input": list(layer_input.shape)}
-    for name, fn in (("jaxvq", ours), (plain[0], plain[1])):
+    for name, fn in [("jaxvq", ours)] + others:
       grad = jax.jit(jax.grad(lambda p, v, f=fn: jnp.sum(f(p, v)), argnums=(0, 1)))
       row[f"{name}_forward_backward_ms"] = round(
           median_seconds(lambda g=grad: g(params, layer_input), steps) * 1e3, 3)
-    row["max_abs_difference"] = float(jnp.max(jnp.abs(
-        jax.jit(ours)(params, layer_input) - jax.jit(plain[1])(params, layer_input))))
+      if name != "jaxvq":
+        row[f"{name}_max_abs_difference"] = float(jnp.max(jnp.abs(
+            jax.jit(fn)(params, layer_input) - ours_out)))
     rows.append(row)
   return rows
 
@@ -329,6 +362,7 @@ def model_configs() -> list:
 
 def main(argv):
   del argv
+  distributed.use_cpu_devices(FLAGS.cpu_devices)
   if FLAGS.all:
     runs = [(os.path.relpath(p), cli.load_config_file(p)) for p in model_configs()]
   elif FLAGS.config is not None:

@@ -71,12 +71,12 @@ def kmeans(key: jax.Array, points: jax.Array, num_clusters: int, num_iterations:
 
   def lloyd(_, centers):
     counts, sums = assignment_statistics(
-        points, jnp.argmin(quantizer.squared_distances(points, centers), axis=1), num_clusters)
+        points, quantizer.nearest_code(points, centers), num_clusters)
     return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centers)
 
   centers = jax.lax.fori_loop(0, num_iterations, lloyd, centers)
   counts, _ = assignment_statistics(
-      points, jnp.argmin(quantizer.squared_distances(points, centers), axis=1), num_clusters)
+      points, quantizer.nearest_code(points, centers), num_clusters)
   return centers, counts
 
 

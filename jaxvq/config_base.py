@@ -11,6 +11,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 500
   config.num_train_steps = 5000
   config.learning_rate = 3e-4
+  config.learning_rate_schedule = "constant"  # or "cosine": decays to 0 over num_train_steps
   config.seed = 0
   config.log_every_steps = 100
   config.eval_every_steps = 1000

@@ -18,6 +18,21 @@ def on_multihost_tpu() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def use_cpu_devices(count: int) -> None:
+  """Splits the host's CPU into `count` XLA devices (0: leave JAX's default, one device).
+
+  The mesh then spans them like any other devices, and each device's share of
+  the batch runs in parallel with the others': on a small CPU this keeps the
+  cores busier than one device's operations split over threads (about 1.3x
+  the images/s for the CIFAR-10 VQ-VAE on 2 cores, see the README). Must run
+  before JAX first touches a device.
+  """
+  if count < 0:
+    raise ConfigError(f"--cpu_devices must be 0 (JAX's default) or a device count, got {count}")
+  if count:
+    jax.config.update("jax_num_cpu_devices", count)
+
+
 def initialize(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
                from_environment: bool = False) -> None:
   """jax.distributed.initialize() when this process is one of several; nothing otherwise.

@@ -147,12 +147,26 @@ def setup(config: ml_collections.ConfigDict, dataset=None) -> Experiment:
   model = build_model(config.model, dataset.image_shape, data_variance=dataset.pixel_variance(),
                       seed=config.seed, dtype=jnp.dtype(dtype))
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
-  optimizer = optax.adam(config.learning_rate)
+  optimizer = optax.adam(learning_rate_schedule(config))
   state = jax.jit(lambda p, s: TrainState(
       step=jnp.zeros((), jnp.int32), params=p, opt_state=optimizer.init(p), model_state=s,
       rng=jax.random.key_data(jax.random.key(config.seed))),
                   out_shardings=sharding.replicated(mesh))(params, model_state)
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)
+
+
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict):
+  """config.learning_rate, constant or cosine-decayed to 0 over config.num_train_steps."""
+  schedule = config.get("learning_rate_schedule", "constant")  # runs saved before the key
+  if schedule == "constant":
+    return config.learning_rate
+  if schedule == "cosine":
+    return optax.cosine_decay_schedule(config.learning_rate, config.num_train_steps)
+  raise ConfigError(f"learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}, "
+                    f"got {schedule!r}")
 
 
 def train_batch(exp: Experiment, step: int):

@@ -36,7 +36,7 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
                 "--rounds=2")
   step = rows[0]
   layers = [r for r in rows[1:] if "forward_ms" in r]
-  formulations = [r for r in rows[1:] if "max_abs_difference" in r]
+  formulations = [r for r in rows[1:] if any(k.endswith("max_abs_difference") for k in r)]
   assert step["peer_images_per_s"] == [123.0, 123.0] and len(step["jaxvq_images_per_s"]) == 2
   assert step["ratio_of_medians"] > 0
   names = [r["layer"] for r in layers]
@@ -47,7 +47,16 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
                    "decoder/residual/blocks/0/conv1", "decoder/up1", "decoder/up2"]
   assert all(r["forward_backward_ms"] > 0 and r["gflop_forward_backward"] > 0 for r in layers)
   assert sum(r["gflop_forward_backward"] for r in layers) < step["gflop_per_step_per_device"]
-  # The upsamplers and 1x1 convs, each against the lax op computing the same function.
+  # The upsamplers and 1x1 convs, each against the lax ops computing the same function.
   assert [r["layer"] for r in formulations] == [n for n in names if "conv1" in n or "up" in n or
                                                 n == "encoder/out"]
-  assert all(r["max_abs_difference"] < 1e-4 for r in formulations), formulations
+  differences = [v for r in formulations for k, v in r.items() if k.endswith("max_abs_difference")]
+  assert len(differences) == 2 * 2 + 3 and max(differences) < 1e-4, formulations
+
+
+def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
+  one, = _bench("--config=configs/tiny.py")
+  two, = _bench("--config=configs/tiny.py", "--cpu_devices=2")
+  assert one["device_count"] == 1 and two["device_count"] == 2
+  # Each device's program does about half the step's work.
+  assert 0.4 < two["gflop_per_step_per_device"] / one["gflop_per_step_per_device"] < 0.6

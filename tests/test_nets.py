@@ -2,7 +2,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvq.nets import Upsample2x, depth_to_space
+from jaxvq import bench
+from jaxvq.nets import Upsample2x
 
 
 def _numpy_transposed_conv(x, kernel):
@@ -24,9 +25,9 @@ def test_upsample_equals_a_4x4_stride_2_transposed_convolution():
   np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x))), want, rtol=1e-5, atol=1e-5)
 
 
-def test_depth_to_space_places_channel_blocks_as_pixels():
-  x = jnp.arange(2 * 2 * 4).reshape(1, 1, 2, 8).astype(jnp.float32)   # 2 output channels
-  y = np.asarray(depth_to_space(x, 2))
-  assert y.shape == (1, 2, 4, 2)
-  # pixel (a, b) of input pixel (0, w) is channels [(2a + b) * 2 : +2]
-  np.testing.assert_array_equal(y[0, 1, 3], np.asarray(x)[0, 0, 1, 6:8])
+def test_the_subpixel_formulation_bench_compares_with_is_the_same_transposed_convolution():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+  kernel = rng.normal(size=(4, 4, 4, 2)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(bench.subpixel_transposed_conv(jnp.asarray(x), kernel)),
+                             _numpy_transposed_conv(x, kernel), rtol=1e-4, atol=1e-4)

@@ -72,3 +72,9 @@ def test_usage_counts_with_mask():
   counts = quantizer.code_counts(jnp.array([[0, 1], [2, 2]]), 5, weights=jnp.array([1.0, 0.0]))
   np.testing.assert_array_equal(np.asarray(counts), [1, 1, 0, 0, 0])
   assert float(quantizer.usage_from_counts(counts)) == pytest.approx(0.4)
+
+
+def test_first_argmin_is_argmin_with_ties_to_the_first_index():
+  values = np.random.default_rng(0).integers(0, 4, size=(200, 7)).astype(np.float32)  # many ties
+  np.testing.assert_array_equal(np.asarray(quantizer.first_argmin(jnp.asarray(values))),
+                                values.argmin(1))

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from jaxvq import input_pipeline, quantizer, trainer
+from jaxvq.errors import ConfigError
 from jaxvq.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +38,8 @@ def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_
 
 
 @pytest.mark.parametrize("name,architecture,dataset", [
-    ("autoencoder", "conv", "mnist"), ("vae", "mlp", "binarized_mnist"), ("vae", "conv", "fashion_mnist")])
+    ("autoencoder", "conv", "mnist"), ("vae", "mlp", "binarized_mnist"),
+    ("vae", "conv_vector", "binarized_mnist"), ("vae", "conv", "fashion_mnist")])
 def test_ae_and_vae_train_end_to_end_and_write_samples(tiny_config, tmp_path, name, architecture, dataset):
   tiny_config.model.name, tiny_config.model.architecture = name, architecture
   tiny_config.dataset = dataset
@@ -179,3 +181,15 @@ def test_command_line_trains_and_resumes(tmp_path):
   assert "resumed from the checkpoint of step 4" in done.stdout
   assert [r["step"] for r in _rows(tmp_path, "train")] == [2, 4, 6]
   assert json.load(open(tmp_path / "config.json"))["num_train_steps"] == 6
+
+
+def test_cosine_learning_rate_decays_to_zero_over_the_run(tiny_config):
+  tiny_config.learning_rate, tiny_config.num_train_steps = 1e-3, 100
+  assert trainer.learning_rate_schedule(tiny_config) == 1e-3   # the default: constant
+  tiny_config.learning_rate_schedule = "cosine"
+  schedule = trainer.learning_rate_schedule(tiny_config)
+  np.testing.assert_allclose([schedule(0), schedule(50), schedule(100)], [1e-3, 5e-4, 0.0],
+                             atol=1e-9)
+  tiny_config.learning_rate_schedule = "linear"
+  with pytest.raises(ConfigError, match="learning_rate_schedule"):
+    trainer.learning_rate_schedule(tiny_config)
