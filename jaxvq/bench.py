@@ -3,7 +3,7 @@
   python -m jaxvq.bench --config=configs/NAME.py [--config.key=value ...] [--steps=N]
   python -m jaxvq.bench --all                      every model config in configs/
   python -m jaxvq.bench --config=... --layers      also each layer, forward and backward
-  python -m jaxvq.bench --config=... --formulations  jaxvq's layer formulations against lax's
+  python -m jaxvq.bench --config=... --formulations  jaxvq's layer formulations against others
   python -m jaxvq.bench --config=... --peer="PYTHON ../shared/peers/torch_vqvae.py --batch 32"
   python -m jaxvq.bench --config=... --cpu_devices=2   the CPU as 2 devices, data parallel
 
@@ -51,7 +51,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
   flags.DEFINE_bool("layers", False, "Also time each layer's forward and backward pass.")
   flags.DEFINE_bool("formulations", False, "Also time jaxvq's formulation of its upsamplers and 1x1 "
-                    "convolutions against the plain lax one, layer by layer.")
+                    "convolutions against the plain lax op (and, for the upsamplers, a 3x3 "
+                    "convolution plus depth-to-space), layer by layer.")
   flags.DEFINE_string("trace", "", "Also write a jax.profiler trace of the timed steps here "
                       "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
   flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
@@ -187,8 +188,9 @@ def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") ->
   measured_peak = matmul_peak_gflops(dtype)
   if jax.default_backend() == "cpu":
     # CPU devices split one host's cores (--cpu_devices), and the matrix product ran on all
-    # of them: each device's share of that peak is the peak over the devices.
-    measured_peak /= jax.local_device_count()
+    # of them: each of the step's devices on this host gets an equal share of that peak.
+    measured_peak /= sum(d.process_index == jax.process_index()
+                         for d in timer.exp.mesh.devices.flat)
   vendor_peak = vendor_peak_gflops(device, dtype)
   return {
       "model": config.model.name, "dataset": config.dataset, "backend": jax.default_backend(),

@@ -26,13 +26,13 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "vqvae"
-  config.model.architecture = "conv"   # or "mlp" (AE and VAE)
+  config.model.architecture = "conv"   # or "conv_vector" / "mlp" (AE and VAE): a latent vector
   config.model.hidden = 128
   config.model.residual_hidden = 32
   config.model.num_residual_blocks = 2
   config.model.mlp_hidden = (512, 256)
   # AE / VAE
-  config.model.latent_dim = 16          # channels of the latent grid (conv) or its size (mlp)
+  config.model.latent_dim = 16          # channels of the latent grid (conv) or the vector's size
   config.model.likelihood = "gaussian"  # VAE: "bernoulli" (binarized data) or "gaussian"
   config.model.importance_samples = 0   # VAE: k for the final test NLL estimate (0: skip)
   config.model.importance_examples = 0  # VAE: on the first this many test images (0: all)

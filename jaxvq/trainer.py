@@ -164,6 +164,9 @@ def learning_rate_schedule(config: ml_collections.ConfigDict):
   if schedule == "constant":
     return config.learning_rate
   if schedule == "cosine":
+    if config.num_train_steps < 1:
+      raise ConfigError(f"a cosine learning rate decays over num_train_steps, which must be at "
+                        f"least 1; got {config.num_train_steps}")
     return optax.cosine_decay_schedule(config.learning_rate, config.num_train_steps)
   raise ConfigError(f"learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}, "
                     f"got {schedule!r}")
@@ -382,8 +385,11 @@ def config_differences(saved: dict, config: ml_collections.ConfigDict) -> list:
   defaults = _flatten(json.loads(config_base.get_base_config().to_json_best_effort()))
   old, new = _flatten(saved), _flatten(json.loads(config.to_json_best_effort()))
   old = {**{k: v for k, v in defaults.items() if k in new}, **old}
+  resumable = set(RESUMABLE_KEYS)
+  if new.get("learning_rate_schedule", "constant") != "constant":
+    resumable.discard("num_train_steps")   # the schedule decays over the run's length
   return [f"{k}: {old[k]!r} -> {new.get(k, '(none)')!r}"
-          for k in sorted(old) if k not in RESUMABLE_KEYS and old[k] != new.get(k)]
+          for k in sorted(old) if k not in resumable and old[k] != new.get(k)]
 
 
 def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:

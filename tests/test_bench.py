@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
-from jaxvq import bench
+import pytest
+
+from jaxvq import bench, distributed
+from jaxvq.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {"model", "backend", "device_kind", "device_count", "batch", "compile_s", "median_step_ms",
@@ -60,3 +63,8 @@ def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
   assert one["device_count"] == 1 and two["device_count"] == 2
   # Each device's program does about half the step's work.
   assert 0.4 < two["gflop_per_step_per_device"] / one["gflop_per_step_per_device"] < 0.6
+
+
+def test_cpu_devices_refuses_a_negative_count():
+  with pytest.raises(ConfigError, match="cpu_devices"):
+    distributed.use_cpu_devices(-1)

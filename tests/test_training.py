@@ -46,6 +46,10 @@ def test_ae_and_vae_train_end_to_end_and_write_samples(tiny_config, tmp_path, na
   tiny_config.model.likelihood = "bernoulli" if dataset == "binarized_mnist" else "gaussian"
   final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
   assert os.path.exists(tmp_path / "images" / "samples_000020.png")
+  if name == "vae":   # mlp and conv_vector: a latent vector; conv: a 7x7 grid of them
+    latent = build_model(tiny_config.model, (28, 28, 1), data_variance=1.0, seed=0).latent_shape
+    grid = (7, 7) if architecture == "conv" else ()
+    assert latent == grid + (tiny_config.model.latent_dim,)
   if name == "vae":
     assert final["nll_iwae"] <= final["neg_elbo"] + 1e-3 and final["bits_per_dim_iwae"] > 0
     assert {"kl", "reconstruction_nll", "bits_per_dim"} <= set(final)
@@ -193,3 +197,18 @@ def test_cosine_learning_rate_decays_to_zero_over_the_run(tiny_config):
   tiny_config.learning_rate_schedule = "linear"
   with pytest.raises(ConfigError, match="learning_rate_schedule"):
     trainer.learning_rate_schedule(tiny_config)
+
+
+def test_a_cosine_run_cannot_resume_with_another_length(tiny_config):
+  saved = json.loads(tiny_config.to_json_best_effort())
+  tiny_config.num_train_steps += 10
+  assert trainer.config_differences(saved, tiny_config) == []   # constant: may run longer
+  tiny_config.learning_rate_schedule = saved["learning_rate_schedule"] = "cosine"
+  assert [d.split(":")[0] for d in trainer.config_differences(saved, tiny_config)] == [
+      "num_train_steps"]
+
+
+def test_the_vqvae_needs_a_latent_grid(tiny_config):
+  tiny_config.model.architecture = "conv_vector"
+  with pytest.raises(ConfigError, match="grid of latents"):
+    build_model(tiny_config.model, (28, 28, 1), data_variance=1.0, seed=0)

@@ -45,6 +45,9 @@ class VQVAE(ImageModel):
       raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     if cfg.embedding_dim < 1:
       raise ConfigError(f"model.embedding_dim (D) must be at least 1, got {cfg.embedding_dim}")
+    if cfg.architecture != "conv":
+      raise ConfigError(f"the VQ-VAE quantizes a grid of latents: model.architecture must be "
+                        f"'conv', got {cfg.architecture!r}")
     if cfg.codebook_update not in CODEBOOK_UPDATES:
       raise ConfigError(f"model.codebook_update must be one of {CODEBOOK_UPDATES}, "
                        f"got {cfg.codebook_update!r}")
