@@ -22,6 +22,7 @@ both are measured under the same conditions, and adds the ratio.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -37,7 +38,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from jaxvq import cli, codes, datasets, distributed, trainer
+from jaxvq import cli, codes, datasets, distributed, trainer, xla_options
 from jaxvq.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -145,11 +146,12 @@ def vendor_peak_gflops(device, dtype) -> float | None:
 class StepTimer:
   """A config's train step, compiled, with a fixed batch: `time(steps)` -> median seconds."""
 
-  def __init__(self, config):
+  def __init__(self, config, compiler_options: dict | None = None):
+    """`compiler_options`: XLA's, for the step (None: jaxvq's, as training uses)."""
     self.config = config
     self.exp = trainer.setup(config, dataset=random_dataset(config))
     self.batch = trainer.train_batch(self.exp, 0)
-    step = trainer.make_train_step(self.exp)
+    step = trainer.make_train_step(self.exp, compiler_options)
     start = time.perf_counter()
     self.compiled = step.lower(self.exp.initial_state, self.batch).compile()
     self.compile_seconds = time.perf_counter() - start
@@ -250,11 +252,12 @@ def layer_profile(timer: StepTimer, steps: int) -> list:
                                                                       jax.random.key(1), labels)):
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     apply = lambda p, v, g=graphdef, r=rest: nnx.merge(g, p, r)(v)
-    forward = jax.jit(apply).lower(params, layer_input).compile()
+    jit = functools.partial(jax.jit, compiler_options=xla_options.for_mesh(exp.mesh))
+    forward = jit(apply).lower(params, layer_input).compile()
     # The first layer reads the images: no input gradient, as in the train step.
     argnums = (0,) if n == 0 else (0, 1)
-    backward = jax.jit(jax.grad(lambda p, v, f=apply: jnp.sum(f(p, v).astype(jnp.float32)),
-                                argnums=argnums)).lower(params, layer_input).compile()
+    backward = jit(jax.grad(lambda p, v, f=apply: jnp.sum(f(p, v).astype(jnp.float32)),
+                            argnums=argnums)).lower(params, layer_input).compile()
     forward_s = median_seconds(lambda f=forward: f(params, layer_input), steps)
     both_s = median_seconds(lambda f=backward: f(params, layer_input), steps)
     rows.append({"layer": path, "type": type(module).__name__,
@@ -303,13 +306,28 @@ def _other_formulations(module) -> list:
   return []
 
 
+def step_options_row(timer: StepTimer, steps: int, rounds: int = 3) -> dict:
+  """The whole step compiled with jaxvq's XLA options (xla_options) and with XLA's defaults,
+  timed in turns: the median step ms of each."""
+  defaults = StepTimer(timer.config, compiler_options={})
+  ours, theirs = [], []
+  for _ in range(rounds):
+    ours.append(timer.time(steps, warmup=1))
+    theirs.append(defaults.time(steps, warmup=1))
+  return {"layer": "train_step", "jaxvq_options": xla_options.for_mesh(timer.exp.mesh),
+          "jaxvq_step_ms": round(statistics.median(ours) * 1e3, 2),
+          "xla_default_options_step_ms": round(statistics.median(theirs) * 1e3, 2)}
+
+
 def formulation_profile(timer: StepTimer, steps: int) -> list:
-  """For each upsampler and 1x1 conv: ms of forward + backward, jaxvq's way and the others,
-  and the largest difference of their outputs from jaxvq's (they compute the same function)."""
+  """The step with and without jaxvq's XLA options; then for each upsampler and 1x1 conv:
+  ms of forward + backward, jaxvq's way and the others, and the largest difference of
+  their outputs from jaxvq's (they compute the same function)."""
+  rows = [step_options_row(timer, steps)]   # first: timing the step replaces timer.state
   exp, state = timer.exp, timer.state
   inputs, labels = timer.batch
   x = exp.dataset.preprocess(inputs, jax.random.key(0))
-  rows = []
+  jit = functools.partial(jax.jit, compiler_options=xla_options.for_mesh(exp.mesh))
   for path, module, layer_input in record_layer_inputs(exp.model(state), x, jax.random.key(1),
                                                         labels):
     others = _other_formulations(module)
@@ -317,15 +335,15 @@ def formulation_profile(timer: StepTimer, steps: int) -> list:
       continue
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     ours = lambda p, v, g=graphdef, r=rest: nnx.merge(g, p, r)(v)
-    ours_out = jax.jit(ours)(params, layer_input)
+    ours_out = jit(ours)(params, layer_input)
     row = {"layer": path, "input": list(layer_input.shape)}
     for name, fn in [("jaxvq", ours)] + others:
-      grad = jax.jit(jax.grad(lambda p, v, f=fn: jnp.sum(f(p, v)), argnums=(0, 1)))
+      grad = jit(jax.grad(lambda p, v, f=fn: jnp.sum(f(p, v)), argnums=(0, 1)))
       row[f"{name}_forward_backward_ms"] = round(
           median_seconds(lambda g=grad: g(params, layer_input), steps) * 1e3, 3)
       if name != "jaxvq":
         row[f"{name}_max_abs_difference"] = float(jnp.max(jnp.abs(
-            jax.jit(fn)(params, layer_input) - ours_out)))
+            jit(fn)(params, layer_input) - ours_out)))
     rows.append(row)
   return rows
 

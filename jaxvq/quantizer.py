@@ -68,7 +68,9 @@ def code_counts(indices: jax.Array, num_codes: int,
   if weights is not None:
     weights = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (
         indices.ndim - weights.ndim)), indices.shape).reshape(-1)
-  return jnp.bincount(flat, weights=weights, length=num_codes).astype(jnp.float32)
+  if weights is None:
+    weights = jnp.ones(flat.shape, jnp.float32)
+  return jnp.bincount(flat, weights=weights.astype(jnp.float32), length=num_codes)
 
 
 def perplexity_from_counts(counts: jax.Array) -> jax.Array:

@@ -30,7 +30,7 @@ import optax
 from flax import nnx, struct
 
 from jaxvq import (checkpoint, codes, config_base, datasets, distributed, images, input_pipeline,
-                   quantizer, sharding)
+                   quantizer, sharding, xla_options)
 from jaxvq.checkpoint import Checkpointer
 from jaxvq.errors import ConfigError, Preempted, RunError, TrainingDiverged
 from jaxvq.metrics_writer import MetricsWriter
@@ -184,7 +184,8 @@ def train_batch(exp: Experiment, step: int):
                                exp.dataset.train.labels(indices)), exp.mesh)
 
 
-def make_train_step(exp: Experiment):
+def make_train_step(exp: Experiment, compiler_options: dict | None = None):
+  """The jitted train step; `compiler_options` default to `xla_options.for_mesh`."""
 
   def train_step(state: TrainState, batch):
     inputs, labels = batch
@@ -205,7 +206,9 @@ def make_train_step(exp: Experiment):
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          model_state=model_state), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  if compiler_options is None:
+    compiler_options = xla_options.for_mesh(exp.mesh)
+  return jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options)
 
 
 def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
@@ -257,7 +260,7 @@ def make_eval_step(exp: Experiment):
       sums["code_counts"] = quantizer.code_counts(out.code_indices, model.num_codes, mask)
     return sums, x, out.reconstruction
 
-  return jax.jit(eval_step)
+  return jax.jit(eval_step, compiler_options=xla_options.for_mesh(exp.mesh))
 
 
 def make_iwae_step(exp: Experiment, num_samples: int):
@@ -267,7 +270,7 @@ def make_iwae_step(exp: Experiment, num_samples: int):
     nll = exp.model(state).importance_weighted_nll(x, jax.random.fold_in(model_key, 1), num_samples)
     return jnp.sum(nll * mask)
 
-  return jax.jit(iwae_step)
+  return jax.jit(iwae_step, compiler_options=xla_options.for_mesh(exp.mesh))
 
 
 def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):

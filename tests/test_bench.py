@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jaxvq import bench, distributed
+from jaxvq import bench, distributed, xla_options
 from jaxvq.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +40,9 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
   step = rows[0]
   layers = [r for r in rows[1:] if "forward_ms" in r]
   formulations = [r for r in rows[1:] if any(k.endswith("max_abs_difference") for k in r)]
+  options, = [r for r in rows[1:] if r["layer"] == "train_step"]
+  assert options["jaxvq_step_ms"] > 0 and options["xla_default_options_step_ms"] > 0
+  assert options["jaxvq_options"] == xla_options.CPU_OPTIONS
   assert step["peer_images_per_s"] == [123.0, 123.0] and len(step["jaxvq_images_per_s"]) == 2
   assert step["ratio_of_medians"] > 0
   names = [r["layer"] for r in layers]
