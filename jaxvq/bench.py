@@ -3,7 +3,8 @@
   python -m jaxvq.bench --config=configs/NAME.py [--config.key=value ...] [--steps=N]
   python -m jaxvq.bench --all                      every model config in configs/
   python -m jaxvq.bench --config=... --layers      also each layer, forward and backward
-  python -m jaxvq.bench --config=... --formulations  jaxvq's layer formulations against others
+  python -m jaxvq.bench --config=... --formulations  jaxvq's XLA options and layer formulations
+                                                   against the defaults
   python -m jaxvq.bench --config=... --peer="PYTHON ../shared/peers/torch_vqvae.py --batch 32"
   python -m jaxvq.bench --config=... --cpu_devices=2   the CPU as 2 devices, data parallel
 
@@ -22,7 +23,6 @@ both are measured under the same conditions, and adds the ratio.
 """
 from __future__ import annotations
 
-import functools
 import glob
 import json
 import os
@@ -51,13 +51,15 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", 20, "Timed steps (after the warm-up steps).")
   flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
   flags.DEFINE_bool("layers", False, "Also time each layer's forward and backward pass.")
-  flags.DEFINE_bool("formulations", False, "Also time jaxvq's formulation of its upsamplers and 1x1 "
-                    "convolutions against the plain lax op (and, for the upsamplers, a 3x3 "
-                    "convolution plus depth-to-space), layer by layer.")
+  flags.DEFINE_bool("formulations", False, "Also time the step compiled with XLA's default options "
+                    "against jaxvq's (xla_options), and jaxvq's formulation of its upsamplers, "
+                    "1x1 and 4x4 stride-2 convolutions against the plain lax op (and, for the "
+                    "upsamplers, a 3x3 convolution plus depth-to-space), layer by layer.")
   flags.DEFINE_string("trace", "", "Also write a jax.profiler trace of the timed steps here "
                       "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
   flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
-  flags.DEFINE_integer("rounds", 3, "With --peer: how many turns each.")
+  flags.DEFINE_integer("rounds", 3, "With --peer, and for --formulations' step with XLA's "
+                       "default options: how many turns each.")
   flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices "
                        "(0: one device), as train.py --cpu_devices does.")
 
@@ -252,12 +254,11 @@ def layer_profile(timer: StepTimer, steps: int) -> list:
                                                                       jax.random.key(1), labels)):
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     apply = lambda p, v, g=graphdef, r=rest: nnx.merge(g, p, r)(v)
-    jit = functools.partial(jax.jit, compiler_options=xla_options.for_mesh(exp.mesh))
-    forward = jit(apply).lower(params, layer_input).compile()
+    forward = xla_options.jit(apply, exp.mesh).lower(params, layer_input).compile()
     # The first layer reads the images: no input gradient, as in the train step.
     argnums = (0,) if n == 0 else (0, 1)
-    backward = jit(jax.grad(lambda p, v, f=apply: jnp.sum(f(p, v).astype(jnp.float32)),
-                            argnums=argnums)).lower(params, layer_input).compile()
+    grad = jax.grad(lambda p, v, f=apply: jnp.sum(f(p, v).astype(jnp.float32)), argnums=argnums)
+    backward = xla_options.jit(grad, exp.mesh).lower(params, layer_input).compile()
     forward_s = median_seconds(lambda f=forward: f(params, layer_input), steps)
     both_s = median_seconds(lambda f=backward: f(params, layer_input), steps)
     rows.append({"layer": path, "type": type(module).__name__,
@@ -299,35 +300,40 @@ def _other_formulations(module) -> list:
     ) + p["bias"][...]),
             ("conv3x3_depth_to_space", lambda p, x: subpixel_transposed_conv(
                 x, p["kernel"][...]) + p["bias"][...])]
+  lax_conv = lambda p, x: jax.lax.conv_general_dilated(
+      x, p["kernel"][...], (module.stride,) * 2, module.padding, dimension_numbers=dims
+  ) + p["bias"][...]
   if isinstance(module, nets.Conv) and module.kernel.shape[:2] == (1, 1):
-    return [("lax.conv_general_dilated 1x1", lambda p, x: jax.lax.conv_general_dilated(
-        x, p["kernel"][...], (module.stride,) * 2, module.padding, dimension_numbers=dims
-    ) + p["bias"][...])]
+    return [("lax.conv_general_dilated 1x1", lax_conv)]
+  if isinstance(module, nets.Conv) and module.kernel.shape[:2] == (4, 4) and module.stride == 2:
+    return [("lax.conv_general_dilated 4x4/2", lax_conv)]   # with XLA's input gradient
   return []
 
 
-def step_options_row(timer: StepTimer, steps: int, rounds: int = 3) -> dict:
+def step_options_row(timer: StepTimer, steps: int, rounds: int) -> list:
   """The whole step compiled with jaxvq's XLA options (xla_options) and with XLA's defaults,
-  timed in turns: the median step ms of each."""
+  `rounds` turns each: the median step ms of each ([] where jaxvq sets no options)."""
+  if not xla_options.for_mesh(timer.exp.mesh):
+    return []
   defaults = StepTimer(timer.config, compiler_options={})
   ours, theirs = [], []
   for _ in range(rounds):
     ours.append(timer.time(steps, warmup=1))
     theirs.append(defaults.time(steps, warmup=1))
-  return {"layer": "train_step", "jaxvq_options": xla_options.for_mesh(timer.exp.mesh),
-          "jaxvq_step_ms": round(statistics.median(ours) * 1e3, 2),
-          "xla_default_options_step_ms": round(statistics.median(theirs) * 1e3, 2)}
+  return [{"layer": "train_step", "jaxvq_options": xla_options.for_mesh(timer.exp.mesh),
+           "jaxvq_step_ms": round(statistics.median(ours) * 1e3, 2),
+           "xla_default_options_step_ms": round(statistics.median(theirs) * 1e3, 2)}]
 
 
-def formulation_profile(timer: StepTimer, steps: int) -> list:
-  """The step with and without jaxvq's XLA options; then for each upsampler and 1x1 conv:
-  ms of forward + backward, jaxvq's way and the others, and the largest difference of
-  their outputs from jaxvq's (they compute the same function)."""
-  rows = [step_options_row(timer, steps)]   # first: timing the step replaces timer.state
+def formulation_profile(timer: StepTimer, steps: int, rounds: int) -> list:
+  """The step with and without jaxvq's XLA options; then for each upsampler, 1x1 conv and
+  4x4 stride-2 conv: ms of forward + backward, jaxvq's way and the others, and the largest
+  difference of their outputs from jaxvq's (they compute the same function)."""
+  rows = step_options_row(timer, steps, rounds)   # first: timing the step replaces timer.state
   exp, state = timer.exp, timer.state
   inputs, labels = timer.batch
   x = exp.dataset.preprocess(inputs, jax.random.key(0))
-  jit = functools.partial(jax.jit, compiler_options=xla_options.for_mesh(exp.mesh))
+  jit = lambda fn: xla_options.jit(fn, exp.mesh)
   for path, module, layer_input in record_layer_inputs(exp.model(state), x, jax.random.key(1),
                                                         labels):
     others = _other_formulations(module)
@@ -399,7 +405,7 @@ def main(argv):
     print(json.dumps(result), flush=True)
     if FLAGS.layers or FLAGS.formulations:
       rows = layer_profile(timer, FLAGS.steps) if FLAGS.layers else []
-      rows += formulation_profile(timer, FLAGS.steps) if FLAGS.formulations else []
+      rows += formulation_profile(timer, FLAGS.steps, FLAGS.rounds) if FLAGS.formulations else []
       for row in rows:
         print(json.dumps(row), flush=True)
 

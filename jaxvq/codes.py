@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvq import input_pipeline, sharding
+from jaxvq import input_pipeline, sharding, xla_options
 from jaxvq.datasets import ArraySource, DatasetError
 
 CODES_DIR = "codes"
@@ -54,9 +54,8 @@ def save(exp, state, vqvae_workdir: str, batch_size: int = 500) -> dict:
                        f"--workdir={vqvae_workdir}` on one host before training the prior")
   key = jax.random.key(0)  # binarized data: one fixed draw
 
-  @jax.jit
-  def encode(state, inputs):
-    return exp.model(state).encode_to_indices(exp.dataset.preprocess(inputs, key))
+  encode = xla_options.jit(lambda state, inputs: exp.model(state).encode_to_indices(
+      exp.dataset.preprocess(inputs, key)), exp.mesh)
 
   batch_size = -(-batch_size // exp.mesh.size) * exp.mesh.size
   dtype = smallest_dtype(model.num_codes)

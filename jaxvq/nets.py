@@ -3,7 +3,10 @@
 The convolutional pair is the VQ-VAE paper's residual network; images are
 NHWC throughout. `ConvEncoder` halves the resolution twice and `ConvDecoder`
 doubles it twice, so a 28x28 image has a 7x7 latent grid and a 32x32 image an
-8x8 one.
+8x8 one. The transposed convolution, and on CPU the strided one, have
+hand-written backward passes (jax.custom_vjp): the networks have reverse-mode
+derivatives (jax.grad, jax.vjp, jax.jacrev) but no forward-mode ones (jax.jvp,
+jax.jacfwd).
 """
 from __future__ import annotations
 
@@ -20,20 +23,26 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Arra
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+_PAD_1 = ((1, 1), (1, 1))
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))):
   """[B, H, W, I] * [kh, kw, I, O] -> [B, H', W', O], as lax.conv_general_dilated computes it.
 
-  A 1x1 kernel is a matrix product: XLA's CPU backend runs it, and above all its
-  weight gradient, faster as one than as a convolution (jaxvq.bench --layers).
-  A 4x4, stride-2, padding-1 convolution of an even-sized image takes its input
-  gradient from `conv_4x4_stride_2`.
+  A 1x1 kernel is a matrix product, the same multiply-adds: under XLA's
+  YNNPACK convolutions it was the faster of the two on CPU; with jaxvq's XLA
+  options a whole train step measured the same either way (README,
+  "Performance"). On CPU, a 4x4, stride-2, padding-1 convolution of an
+  even-sized image takes its input gradient from `conv_4x4_stride_2`; other
+  platforms keep XLA's.
   """
   kh, kw, i, o = kernel.shape
   if kh == kw == 1 and padding == ((0, 0), (0, 0)):
     return x[:, ::stride, ::stride] @ kernel.reshape(i, o)
-  if (kh, kw, stride) == (4, 4, 2) and padding == ((1, 1), (1, 1)) and (
+  if (kh, kw, stride) == (4, 4, 2) and padding == _PAD_1 and (
       x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
-    return conv_4x4_stride_2(x, kernel)
+    return jax.lax.platform_dependent(x, kernel, cpu=conv_4x4_stride_2,
+                                      default=lambda v, k: _lax_conv(v, k, 2, _PAD_1))
   return _lax_conv(x, kernel, stride, padding)
 
 
@@ -69,7 +78,11 @@ def _taps_kernel(weights: jax.Array) -> jax.Array:
 
 
 def _overlap_add(taps: jax.Array, b: int, h: int, w: int) -> jax.Array:
-  """[B H W, 16 O] taps -> [B, 2H, 2W, O]: block (qy, qx) of input pixel (m, n) lands on (m + qy, n + qx)."""
+  """[B H W, 16 O] taps -> [B, 2H, 2W, O].
+
+  Block (qy, qx) of the taps of input pixel (m, n) lands on pixel (m + qy, n + qx)
+  of the [B, H+1, W+1, 2, 2, O] grid of output parities.
+  """
   o = taps.shape[-1] // 16
   taps = taps.reshape(b, h, w, 2, 2, 2, 2, o)
   out = 0
@@ -117,11 +130,12 @@ def transposed_conv_4x4_stride_2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   (`_overlap_add_adjoint`). XLA's CPU backend runs it faster, forward plus
   backward, than a 3x3 convolution to 4*O channels plus depth-to-space (which
   multiplies 5 of each 9 taps by zero), and far faster than lax.conv_transpose
-  (jaxvq.bench --formulations).
+  (jaxvq.bench --formulations). The backward pass being jax.custom_vjp's, the
+  function has reverse-mode derivatives of any order but no forward-mode one
+  (jax.jvp, jax.jacfwd).
   """
   b, h, w, i = x.shape
-  taps = jnp.matmul(x.reshape(b * h * w, i), _taps_weights(kernel),
-                    preferred_element_type=jnp.float32)
+  taps = _matmul(x.reshape(b * h * w, i), _taps_weights(kernel), jnp.float32)
   return _overlap_add(taps, b, h, w).astype(x.dtype)
 
 
@@ -150,8 +164,13 @@ def conv_4x4_stride_2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   with the kernel's channels swapped: `transposed_conv_4x4_stride_2`, one matrix
   product and an overlap-add. XLA's CPU backend computes it otherwise as a
   convolution over the zero-dilated output gradient, about twice as slow.
+  Needs an even-sized image (an odd one has a row or column the transposed
+  convolution does not reach). Like `transposed_conv_4x4_stride_2`, it has no
+  forward-mode derivative (jax.jvp, jax.jacfwd).
   """
-  return _lax_conv(x, kernel, 2, ((1, 1), (1, 1)))
+  if x.shape[1] % 2 or x.shape[2] % 2:
+    raise ValueError(f"conv_4x4_stride_2 needs an even height and width, got {x.shape}")
+  return _lax_conv(x, kernel, 2, _PAD_1)
 
 
 def _strided_conv_forward(x, kernel):
@@ -161,7 +180,7 @@ def _strided_conv_forward(x, kernel):
 def _strided_conv_backward(residuals, grad):
   x, kernel = residuals
   x_grad = transposed_conv_4x4_stride_2(grad, kernel.transpose(0, 1, 3, 2))
-  _, kernel_vjp = jax.vjp(lambda k: _lax_conv(x, k, 2, ((1, 1), (1, 1))), kernel)
+  _, kernel_vjp = jax.vjp(lambda k: _lax_conv(x, k, 2, _PAD_1), kernel)
   return x_grad, kernel_vjp(grad)[0]
 
 

@@ -65,11 +65,13 @@ def code_counts(indices: jax.Array, num_codes: int,
                 weights: jax.Array | None = None) -> jax.Array:
   """How often each of the K codes is used: [...] -> [K] float32."""
   flat = indices.reshape(-1)
-  if weights is not None:
-    weights = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (
-        indices.ndim - weights.ndim)), indices.shape).reshape(-1)
   if weights is None:
     weights = jnp.ones(flat.shape, jnp.float32)
+  else:
+    weights = jnp.broadcast_to(weights.reshape(weights.shape + (1,) * (
+        indices.ndim - weights.ndim)), indices.shape).reshape(-1)
+  # Summed in float32 (exact up to 2^24): over several devices, XLA then merges their
+  # all-reduce with the gradients' at the end of the step, instead of one mid-step.
   return jnp.bincount(flat, weights=weights.astype(jnp.float32), length=num_codes)
 
 

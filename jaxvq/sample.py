@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from jaxvq import bench, checkpoint, cli, errors, images, trainer
+from jaxvq import bench, checkpoint, cli, errors, images, trainer, xla_options
 
 FLAGS = flags.FLAGS
 
@@ -80,14 +80,15 @@ def make_sampler(exp, num_samples: int, temperature: float = 1.0, how: str = "co
   All three draw the same codes for the same key.
   """
   if how == "compiled_loop":
-    return jax.jit(lambda state, key, labels: exp.model(state).sample(
-        key, num_samples, labels, temperature))
+    return xla_options.jit(lambda state, key, labels: exp.model(state).sample(
+        key, num_samples, labels, temperature), exp.mesh)
   if how == "compiled_loop_without_cache":
-    return jax.jit(lambda state, key, labels: exp.model(state).sample_without_cache(
-        key, num_samples, labels, temperature))
+    return xla_options.jit(lambda state, key, labels: exp.model(state).sample_without_cache(
+        key, num_samples, labels, temperature), exp.mesh)
   if how != "python_loop":
     raise SampleError(f"unknown sampler {how!r}: one of {SAMPLERS}")
-  forward = jax.jit(lambda state, codes, labels: exp.model(state).logits(codes, labels))
+  forward = xla_options.jit(lambda state, codes, labels: exp.model(state).logits(codes, labels),
+                            exp.mesh)
 
   def python_loop(state, key, labels):
     height, width = exp.model(state).grid_shape
@@ -110,8 +111,8 @@ def sample_codes(exp, state, key, num_samples: int, label=None, temperature: flo
 
 
 def decode(vq_exp, vq_state, codes):
-  return jax.jit(lambda state, codes: vq_exp.model(state).decode_from_indices(codes))(
-      vq_state, codes)
+  return xla_options.jit(lambda state, codes: vq_exp.model(state).decode_from_indices(codes),
+                         vq_exp.mesh)(vq_state, codes)
 
 
 def benchmark(exp, state, num_samples: int, repeats: int = 5) -> dict:

@@ -185,7 +185,7 @@ def train_batch(exp: Experiment, step: int):
 
 
 def make_train_step(exp: Experiment, compiler_options: dict | None = None):
-  """The jitted train step; `compiler_options` default to `xla_options.for_mesh`."""
+  """The jitted train step; `compiler_options` (XLA's) default to jaxvq's (xla_options)."""
 
   def train_step(state: TrainState, batch):
     inputs, labels = batch
@@ -207,7 +207,7 @@ def make_train_step(exp: Experiment, compiler_options: dict | None = None):
                          model_state=model_state), metrics
 
   if compiler_options is None:
-    compiler_options = xla_options.for_mesh(exp.mesh)
+    return xla_options.jit(train_step, exp.mesh, donate_argnums=0)
   return jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options)
 
 
@@ -219,7 +219,6 @@ def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
   batches = np.stack([exp.dataset.train.inputs(input_pipeline.train_indices(
       len(exp.dataset.train), exp.config.batch_size, exp.config.seed, s)) for s in range(num_batches)])
 
-  @jax.jit
   def initialize(state, batches):
     data_key, model_key = jax.random.split(state.key(_INIT_KEY_TAG))
     model = exp.model(state)
@@ -227,7 +226,7 @@ def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
     _, params, model_state = nnx.split(model, nnx.Param, ...)
     return state.replace(params=params, model_state=model_state)
 
-  return initialize(state, sharding.replicate(batches, exp.mesh))
+  return xla_options.jit(initialize, exp.mesh)(state, sharding.replicate(batches, exp.mesh))
 
 
 def _eval_inputs(exp: Experiment, state: TrainState, batch, indices):
@@ -260,7 +259,7 @@ def make_eval_step(exp: Experiment):
       sums["code_counts"] = quantizer.code_counts(out.code_indices, model.num_codes, mask)
     return sums, x, out.reconstruction
 
-  return jax.jit(eval_step, compiler_options=xla_options.for_mesh(exp.mesh))
+  return xla_options.jit(eval_step, exp.mesh)
 
 
 def make_iwae_step(exp: Experiment, num_samples: int):
@@ -270,7 +269,7 @@ def make_iwae_step(exp: Experiment, num_samples: int):
     nll = exp.model(state).importance_weighted_nll(x, jax.random.fold_in(model_key, 1), num_samples)
     return jnp.sum(nll * mask)
 
-  return jax.jit(iwae_step, compiler_options=xla_options.for_mesh(exp.mesh))
+  return xla_options.jit(iwae_step, exp.mesh)
 
 
 def evaluate(exp: Experiment, state: TrainState, eval_step, iwae_step=None):

@@ -7,6 +7,9 @@ faster over a whole training step, backward pass included, while YNNPACK stays
 faster for matrix products and reductions: jaxvq keeps YNNPACK for those two
 only. `python -m jaxvq.bench --config=... --formulations` times the step both
 ways (README, "Performance"). Other platforms get XLA's defaults.
+
+Every jax.jit that runs a model goes through `jit`, so training, evaluation,
+encoding and sampling compute with the same kernels.
 """
 from __future__ import annotations
 
@@ -21,3 +24,8 @@ CPU_OPTIONS = {
 def for_mesh(mesh: jax.sharding.Mesh) -> dict:
   """The `compiler_options` for a jax.jit whose computation runs on `mesh`."""
   return dict(CPU_OPTIONS) if mesh.devices.flat[0].platform == "cpu" else {}
+
+
+def jit(fn, mesh: jax.sharding.Mesh, **kwargs):
+  """jax.jit(fn, **kwargs) with the compiler options of `mesh`'s platform."""
+  return jax.jit(fn, compiler_options=for_mesh(mesh), **kwargs)

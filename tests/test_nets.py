@@ -1,10 +1,13 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from jaxvq import bench
-from jaxvq.nets import Upsample2x, conv_4x4_stride_2, transposed_conv_4x4_stride_2
+from jaxvq.nets import Conv, Upsample2x, conv_4x4_stride_2, transposed_conv_4x4_stride_2
 
 
 def _numpy_transposed_conv(x, kernel):
@@ -17,6 +20,24 @@ def _numpy_transposed_conv(x, kernel):
         for kx in range(4):
           out[:, 2 * i + ky, 2 * j + kx] += x[:, i, j] @ kernel[ky, kx]
   return out[:, 1:-1, 1:-1]
+
+
+def _lax_strided_conv(v, k):
+  return jax.lax.conv_general_dilated(v, k, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _assert_gradients_match(fn, reference, x, kernel, out_grad):
+  """fn's vjp equals reference's, in float32; in bfloat16 it returns the inputs' dtype."""
+  want = jax.vjp(reference, x, kernel)[1](out_grad)
+  for g, w in zip(jax.vjp(fn, x, kernel)[1](out_grad), want):
+    assert g.shape == w.shape and g.dtype == w.dtype
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+  bf16 = jax.vjp(fn, x.astype(jnp.bfloat16),
+                 kernel.astype(jnp.bfloat16))[1](out_grad.astype(jnp.bfloat16))
+  for g, w in zip(bf16, want):
+    assert g.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w), rtol=0.05, atol=0.15)
 
 
 def test_upsample_equals_a_4x4_stride_2_transposed_convolution():
@@ -40,16 +61,8 @@ def test_upsample_gradients_equal_those_of_another_formulation():
   x = jnp.asarray(rng.normal(size=(2, 3, 5, 4)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 4, 3)), jnp.float32)
   out_grad = jnp.asarray(rng.normal(size=(2, 6, 10, 3)), jnp.float32)
-  got = jax.vjp(transposed_conv_4x4_stride_2, x, kernel)[1](out_grad)
-  want = jax.vjp(bench.subpixel_transposed_conv, x, kernel)[1](out_grad)
-  for g, w in zip(got, want):
-    assert g.shape == w.shape and g.dtype == w.dtype
-    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
-  # In bfloat16 the gradients come back in the inputs' dtype.
-  bf16 = jax.vjp(transposed_conv_4x4_stride_2, x.astype(jnp.bfloat16),
-                 kernel.astype(jnp.bfloat16))[1](out_grad.astype(jnp.bfloat16))
-  assert [g.dtype for g in bf16] == [jnp.bfloat16, jnp.bfloat16]
-  np.testing.assert_allclose(np.asarray(bf16[0], np.float32), np.asarray(want[0]), rtol=0.05, atol=0.1)
+  _assert_gradients_match(transposed_conv_4x4_stride_2, bench.subpixel_transposed_conv,
+                          x, kernel, out_grad)
 
 
 def test_strided_conv_gradients_equal_xla_derivative():
@@ -58,12 +71,23 @@ def test_strided_conv_gradients_equal_xla_derivative():
   x = jnp.asarray(rng.normal(size=(2, 6, 8, 3)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)), jnp.float32)
   out_grad = jnp.asarray(rng.normal(size=(2, 3, 4, 5)), jnp.float32)
-  lax_conv = lambda v, k: jax.lax.conv_general_dilated(
-      v, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
   np.testing.assert_allclose(np.asarray(conv_4x4_stride_2(x, kernel)),
-                             np.asarray(lax_conv(x, kernel)), rtol=1e-6, atol=1e-6)
-  got = jax.vjp(conv_4x4_stride_2, x, kernel)[1](out_grad)
-  want = jax.vjp(lax_conv, x, kernel)[1](out_grad)
-  for g, w in zip(got, want):
-    assert g.shape == w.shape and g.dtype == w.dtype
-    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+                             np.asarray(_lax_strided_conv(x, kernel)), rtol=1e-6, atol=1e-6)
+  _assert_gradients_match(conv_4x4_stride_2, _lax_strided_conv, x, kernel, out_grad)
+
+
+def test_conv_layers_take_the_strided_input_gradient_only_for_even_images():
+  """Conv(4, stride 2, padding 1) on an even image: its compiled input gradient is no
+  convolution (XLA's is one, over the dilated output gradient); on an odd image it is
+  XLA's; both equal XLA's derivative."""
+  layer = Conv(3, 5, 4, stride=2, padding=1, rngs=nnx.Rngs(0))
+  kernel = layer.kernel[...]
+  for size, xla_gradient in ((8, False), (7, True)):
+    x = jnp.asarray(np.random.default_rng(size).normal(size=(2, size, size, 3)), jnp.float32)
+    input_grad = jax.jit(jax.grad(lambda v: jnp.sum(jnp.sin(layer(v)))))
+    hlo = input_grad.lower(x).compile().as_text()
+    assert bool(re.search(rf"f32\[2,{size},{size},3\]\S* convolution\(", hlo)) == xla_gradient
+    want = jax.grad(lambda v: jnp.sum(jnp.sin(_lax_strided_conv(v, kernel) + layer.bias[...])))(x)
+    np.testing.assert_allclose(np.asarray(input_grad(x)), np.asarray(want), rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="even"):
+    conv_4x4_stride_2(jnp.zeros((1, 7, 8, 3)), kernel)

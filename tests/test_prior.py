@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxvq import codes, sample, trainer
+from jaxvq import codes, sample, sharding, trainer, xla_options
 from jaxvq.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,14 +47,15 @@ def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_conf
   config.kernel_size = kernel_size
   prior = build_model(config, (4, 5), data_variance=1.0, seed=0)
   labels = jnp.full((6,), 2)
-  fast = jax.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8))
+
+  class Exp:  # what the samplers need of an experiment
+    model = staticmethod(lambda state: prior)
+    mesh = sharding.make_mesh(1)
+  fast = xla_options.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8), Exp.mesh)
   a, b = fast(jax.random.key(7)), fast(jax.random.key(7))
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, fast(jax.random.key(8)))
   assert a.shape == (6, 4, 5) and int(a.max()) < 5
-
-  class Exp:  # what the samplers need of an experiment
-    model = staticmethod(lambda state: prior)
   for how in sample.SAMPLERS:
     np.testing.assert_array_equal(
         a, sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8, how=how), how)
