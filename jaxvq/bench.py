@@ -38,7 +38,7 @@ from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
-from jaxvq import cli, codes, datasets, distributed, trainer, xla_options
+from jaxvq import cli, codes, datasets, distributed, nets, trainer, xla_options
 from jaxvq.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -215,7 +215,6 @@ def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") ->
 
 
 def _leaf_types():
-  from jaxvq import nets  # pylint: disable=g-import-not-at-top
   from jaxvq.models import pixelcnn  # pylint: disable=g-import-not-at-top
   return (nets.Conv, nnx.Linear, nets.Upsample2x, pixelcnn.PaddedConv)
 
@@ -282,8 +281,7 @@ def subpixel_transposed_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   # [ay, ty, ax, tx, I, O] -> [ty, tx, I, ay, ax, O]
   sub = padded[taps[:, :, None, None], taps[None, None, :, :]].transpose(1, 3, 4, 0, 2, 5)
   i, o = kernel.shape[2], kernel.shape[3]
-  y = jax.lax.conv_general_dilated(x, sub.reshape(3, 3, i, 4 * o), (1, 1), ((1, 1), (1, 1)),
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = nets.lax_conv2d(x, sub.reshape(3, 3, i, 4 * o), 1, ((1, 1), (1, 1)))
   b, h, w, _ = y.shape
   y = y.reshape(b, h, w, 2, 2, o).transpose(0, 1, 3, 2, 4, 5)   # depth-to-space
   return y.reshape(b, 2 * h, 2 * w, o)
@@ -291,7 +289,6 @@ def subpixel_transposed_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def _other_formulations(module) -> list:
   """Other ways of computing what `module` computes: [(name, fn(params, x))]."""
-  from jaxvq import nets  # pylint: disable=g-import-not-at-top
   dims = ("NHWC", "HWIO", "NHWC")
   if isinstance(module, nets.Upsample2x):
     # PyTorch's ConvTranspose2d(4, 2, 1) is lax.conv_transpose of the flipped kernel, padding 2.
@@ -300,9 +297,8 @@ def _other_formulations(module) -> list:
     ) + p["bias"][...]),
             ("conv3x3_depth_to_space", lambda p, x: subpixel_transposed_conv(
                 x, p["kernel"][...]) + p["bias"][...])]
-  lax_conv = lambda p, x: jax.lax.conv_general_dilated(
-      x, p["kernel"][...], (module.stride,) * 2, module.padding, dimension_numbers=dims
-  ) + p["bias"][...]
+  lax_conv = lambda p, x: nets.lax_conv2d(x, p["kernel"][...], module.stride,
+                                          module.padding) + p["bias"][...]
   if isinstance(module, nets.Conv) and module.kernel.shape[:2] == (1, 1):
     return [("lax.conv_general_dilated 1x1", lax_conv)]
   if isinstance(module, nets.Conv) and module.kernel.shape[:2] == (4, 4) and module.stride == 2:
@@ -313,14 +309,15 @@ def _other_formulations(module) -> list:
 def step_options_row(timer: StepTimer, steps: int, rounds: int) -> list:
   """The whole step compiled with jaxvq's XLA options (xla_options) and with XLA's defaults,
   `rounds` turns each: the median step ms of each ([] where jaxvq sets no options)."""
-  if not xla_options.for_mesh(timer.exp.mesh):
+  options = xla_options.for_mesh(timer.exp.mesh)
+  if not options:
     return []
   defaults = StepTimer(timer.config, compiler_options={})
   ours, theirs = [], []
   for _ in range(rounds):
     ours.append(timer.time(steps, warmup=1))
     theirs.append(defaults.time(steps, warmup=1))
-  return [{"layer": "train_step", "jaxvq_options": xla_options.for_mesh(timer.exp.mesh),
+  return [{"layer": "train_step", "jaxvq_options": options,
            "jaxvq_step_ms": round(statistics.median(ours) * 1e3, 2),
            "xla_default_options_step_ms": round(statistics.median(theirs) * 1e3, 2)}]
 

@@ -18,7 +18,8 @@ from flax import nnx
 from jaxvq.errors import ConfigError
 
 
-def _lax_conv(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Array:
+def lax_conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Array:
+  """lax.conv_general_dilated with NHWC images and HWIO kernels."""
   return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -42,8 +43,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding=((0, 0), (0
   if (kh, kw, stride) == (4, 4, 2) and padding == _PAD_1 and (
       x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
     return jax.lax.platform_dependent(x, kernel, cpu=conv_4x4_stride_2,
-                                      default=lambda v, k: _lax_conv(v, k, 2, _PAD_1))
-  return _lax_conv(x, kernel, stride, padding)
+                                      default=lambda v, k: lax_conv2d(v, k, 2, _PAD_1))
+  return lax_conv2d(x, kernel, stride, padding)
 
 
 class Conv(nnx.Module):
@@ -170,7 +171,7 @@ def conv_4x4_stride_2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """
   if x.shape[1] % 2 or x.shape[2] % 2:
     raise ValueError(f"conv_4x4_stride_2 needs an even height and width, got {x.shape}")
-  return _lax_conv(x, kernel, 2, _PAD_1)
+  return lax_conv2d(x, kernel, 2, _PAD_1)
 
 
 def _strided_conv_forward(x, kernel):
@@ -180,7 +181,7 @@ def _strided_conv_forward(x, kernel):
 def _strided_conv_backward(residuals, grad):
   x, kernel = residuals
   x_grad = transposed_conv_4x4_stride_2(grad, kernel.transpose(0, 1, 3, 2))
-  _, kernel_vjp = jax.vjp(lambda k: _lax_conv(x, k, 2, _PAD_1), kernel)
+  _, kernel_vjp = jax.vjp(lambda k: lax_conv2d(x, k, 2, _PAD_1), kernel)
   return x_grad, kernel_vjp(grad)[0]
 
 

@@ -39,10 +39,11 @@ def squared_distances(flat_inputs: jax.Array, codebook: jax.Array) -> jax.Array:
 
 def first_argmin(values: jax.Array) -> jax.Array:
   """jnp.argmin over the last axis (the first index of the minimum; NaN rows aside, see
-  below), computed as two plain reductions: the minimum, then the smallest index holding it. XLA's CPU backend runs the
-  pair faster than argmin's single (value, index) reduction, which the profile of the
-  VQ-VAE step showed among its costliest non-convolution ops. A row holding NaN has no
-  index equal to its minimum and gets the last one."""
+  below), computed as two plain reductions: the minimum, then the smallest index holding
+  it. XLA's CPU backend runs the pair faster than argmin's single (value, index)
+  reduction, which the profile of the VQ-VAE step showed among its costliest
+  non-convolution ops. A row holding NaN has no index equal to its minimum and gets the
+  last one."""
   size = values.shape[-1]
   smallest = jnp.min(values, axis=-1, keepdims=True)
   index = jnp.where(values == smallest, jnp.arange(size, dtype=jnp.int32), size - 1)

@@ -207,7 +207,7 @@ def make_train_step(exp: Experiment, compiler_options: dict | None = None):
                          model_state=model_state), metrics
 
   if compiler_options is None:
-    return xla_options.jit(train_step, exp.mesh, donate_argnums=0)
+    compiler_options = xla_options.for_mesh(exp.mesh)
   return jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options)
 
 
