@@ -1,35 +1,12 @@
 """Trains a jaxvq model: python train.py --config=configs/NAME.py --workdir=DIR [--config.key=value ...]
 
-Rerunning the same command resumes from the latest complete checkpoint in DIR.
-SIGTERM saves a checkpoint of the current step and exits; a workdir holding a
-run of another config is refused unless --config.overwrite=True.
+The same as `python -m jaxvq train`: rerunning it resumes from the latest
+complete checkpoint in DIR; SIGTERM saves the current step and exits; a workdir
+holding a run of another config is refused unless --config.overwrite=True.
 """
-from absl import flags
-from ml_collections import config_flags
+import sys
 
-from jaxvq import cli, distributed, trainer
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and images.")
-config_flags.DEFINE_config_file("config", None, "A config file in configs/.", lock_config=True)
-flags.DEFINE_string("coordinator_address", "", "HOST:PORT of process 0, when training as one "
-                    "of several processes (GPU/CPU clusters; TPU VM pods need no flags).")
-flags.DEFINE_integer("num_processes", 0, "How many processes train together.")
-flags.DEFINE_integer("process_id", -1, "This process's index, 0 to num_processes - 1.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() and let JAX find the "
-                  "processes (Cloud TPU VM pods, SLURM, Open MPI).")
-flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices, one "
-                     "per core for example (0: one device); the batch must divide among them.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  del argv
-  distributed.use_cpu_devices(FLAGS.cpu_devices)
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
-                         FLAGS.distributed)
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-
+from jaxvq.__main__ import main
 
 if __name__ == "__main__":
-  cli.run(main)
+  main([sys.argv[0], "train"] + sys.argv[1:])

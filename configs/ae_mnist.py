@@ -1,11 +1,13 @@
-"""Convolutional autoencoder on MNIST, MSE loss, a 7x7x4 latent grid."""
-from jaxvq.config_base import get_base_config
+"""Convolutional autoencoder on MNIST, MSE loss, a 7x7x4 latent grid.
+
+  python train.py --config=configs/ae_mnist.py --workdir=workdirs/ae_mnist
+"""
+from jaxvq.config import get_config as base_config
 
 
 def get_config():
-  config = get_base_config()
+  config = base_config("autoencoder")
   config.dataset = "mnist"
-  config.model.name = "autoencoder"
   config.model.hidden = 64
   config.model.latent_dim = 4
   config.batch_size = 64

@@ -4,13 +4,12 @@ A larger prior for the 8x8 grid of K=512 codes, class-conditional. CIFAR-10
 cannot be downloaded where jaxvq is developed: this is a recipe, not a
 measured result.
 """
-from jaxvq.config_base import get_base_config
+from jaxvq.config import get_config as base_config
 
 
 def get_config():
-  config = get_base_config()
-  config.vqvae_workdir = "workdirs/vqvae_cifar10"
-  config.model.name = "pixelcnn"
+  config = base_config("pixelcnn")
+  config.dataset = "codes:workdirs/vqvae_cifar10"
   config.model.channels = 128
   config.model.num_layers = 15
   config.model.kernel_size = 5

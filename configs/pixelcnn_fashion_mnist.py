@@ -1,17 +1,18 @@
 """Gated PixelCNN prior over the codes of the Fashion-MNIST VQ-VAE (`make demo`'s run).
 
-  python train.py --config=configs/pixelcnn_fashion_mnist.py --workdir=PRIOR_DIR \\
-      --config.vqvae_workdir=workdirs/vqvae_fashion_mnist
+  python train.py --config=configs/pixelcnn_fashion_mnist.py \\
+      --workdir=workdirs/pixelcnn_fashion_mnist --config.dataset=codes:workdirs/vqvae_fashion_mnist
+
+Reaches 3.72 bits per code on the test split (README).
 
 Class-conditional on the 10 labels; K and the 7x7 grid come from the codes.
 """
-from jaxvq.config_base import get_base_config
+from jaxvq.config import get_config as base_config
 
 
 def get_config():
-  config = get_base_config()
-  config.vqvae_workdir = "workdirs/vqvae_fashion_mnist"
-  config.model.name = "pixelcnn"
+  config = base_config("pixelcnn")
+  config.dataset = "codes:workdirs/vqvae_fashion_mnist"
   config.model.channels = 64
   config.model.num_layers = 8
   config.model.kernel_size = 3

@@ -1,5 +1,9 @@
 """VAE on dynamically binarized MNIST, Bernoulli likelihood.
 
+  python train.py --config=configs/vae_binarized_mnist.py --workdir=workdirs/vae_binarized_mnist
+
+Reaches a test NLL of 83.44 nats (k=1000 importance samples; README).
+
 The classic setting: Burda et al. report 86.76 nats of test NLL for a
 one-layer VAE (`--config.model.architecture=mlp` gives an MLP encoder and
 decoder). The default here is the convolutional network with a 32-dimensional
@@ -11,13 +15,12 @@ Final evaluation estimates test NLL with k=1000 importance samples on the
 first 1,000 test images (k=1000 over all 10,000 is 10M decoder passes, hours
 on a CPU; `--config.model.importance_examples=0` does all of them).
 """
-from jaxvq.config_base import get_base_config
+from jaxvq.config import get_config as base_config
 
 
 def get_config():
-  config = get_base_config()
+  config = base_config("vae")
   config.dataset = "binarized_mnist"
-  config.model.name = "vae"
   config.model.likelihood = "bernoulli"
   config.model.architecture = "conv_vector"
   config.model.hidden = 64

@@ -1,6 +1,6 @@
 """What every jaxvq command shares: quiet logging, and a user's mistakes reported in one line.
 
-  cli.run(main)   instead of app.run(main)
+  cli.run(main, argv)   instead of app.run(main)
 
 A bad flag, an unknown or mistyped config key, a missing config file, or any
 `jaxvq.errors.UserError` prints `error: <what is wrong and how to fix it>`
@@ -9,12 +9,12 @@ SIGTERM); `--verbose` shows the traceback instead.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 from absl import app, flags, logging
 
+from jaxvq import config as config_lib
 from jaxvq import errors
 
 FLAGS = flags.FLAGS
@@ -34,8 +34,9 @@ def exit_with(error: Exception, status: int = USAGE_ERROR) -> None:
   sys.exit(status)
 
 
-def run(main) -> None:
-  """app.run(main), reporting user errors in one line (see the module docstring)."""
+def run(main, argv=None, usage: str | None = None) -> None:
+  """app.run(main, argv), reporting user errors in one line (see the module docstring);
+  `usage` is what --help prints above the flags."""
 
   def guarded_main(argv):
     if len(argv) > 1:
@@ -52,7 +53,9 @@ def run(main) -> None:
         raise
       exit_with(e, DIVERGED if isinstance(e, errors.TrainingDiverged) else USAGE_ERROR)
 
-  app.run(guarded_main, flags_parser=_parse_flags)
+  if usage:
+    sys.modules["__main__"].__doc__ = usage
+  app.run(guarded_main, argv=argv, flags_parser=_parse_flags)
 
 
 def _parse_flags(argv):
@@ -80,7 +83,7 @@ def _describe_flag_error(error: Exception, argv) -> str:
     if not os.path.isfile(path):
       return f"config file {path!r} does not exist (the configs are in configs/)"
     try:
-      config = load_config_file(path)
+      config = config_lib.load_file(config_file)
     except Exception:  # pylint: disable=broad-except
       config = None
     for arg in argv:
@@ -88,18 +91,10 @@ def _describe_flag_error(error: Exception, argv) -> str:
         key = arg[len("--config."):].split("=", 1)[0]
         if not _has_key(config, key):
           return (f"{arg}: the config has no key {key!r} (see {path}; the shared keys are in "
-                  f"jaxvq/config_base.py)")
+                  f"jaxvq/config/base.py, each model's in its module in jaxvq/models)")
   if isinstance(error, flags.Error):
     return str(error).removeprefix("flag ")
   return f"{type(error).__name__}: {error}"
-
-
-def load_config_file(path: str):
-  """get_config() of the config file at `path`."""
-  spec = importlib.util.spec_from_file_location("_jaxvq_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def _has_key(config, dotted: str) -> bool:

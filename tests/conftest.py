@@ -9,6 +9,20 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture
-def tiny_config():
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  return tiny.get_config()
+def tiny():
+  """tiny(model) -> configs/tiny.py's config of that model."""
+  from configs import tiny as tiny_configs  # pylint: disable=g-import-not-at-top
+  return tiny_configs.get_config
+
+
+@pytest.fixture
+def tiny_config(tiny):
+  return tiny("vqvae")
+
+
+@pytest.fixture
+def experiment():
+  """experiment(config) -> the Experiment of `config` on the data it names."""
+  from jaxvq.train.experiment import setup  # pylint: disable=g-import-not-at-top
+  from jaxvq.train.run import load_data  # pylint: disable=g-import-not-at-top
+  return lambda config: setup(config, load_data(config))

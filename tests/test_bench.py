@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from jaxvq import bench, distributed, xla_options
+from jaxvq.commands import bench
+from jaxvq.runtime import distributed, xla_options
 from jaxvq.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,7 +17,7 @@ KEYS = {"model", "backend", "device_kind", "device_count", "batch", "compile_s",
 
 
 def _bench(*args):
-  done = subprocess.run([sys.executable, "-m", "jaxvq.bench", "--steps=2", "--warmup=1", *args],
+  done = subprocess.run([sys.executable, "-m", "jaxvq", "bench", "--steps=2", "--warmup=1", *args],
                         cwd=REPO, capture_output=True, text=True,
                         env={**os.environ, "XLA_FLAGS": ""})   # one CPU device
   assert done.returncode == 0, done.stderr

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxvq import codebook, trainer
 from jaxvq.models import build_model
+from jaxvq.ops import codebook
+from jaxvq.train import evaluate, steps
 
 
 @pytest.fixture
@@ -66,9 +67,8 @@ def test_dead_code_is_restarted_with_an_input_vector(batch):
 
 
 def _vqvae_config(tiny_config, update):
-  tiny_config.model.codebook_update = update
-  tiny_config.model.restart_every_steps = 1
-  tiny_config.model.dead_code_threshold = 0.5
+  tiny_config.model.quantizer.update(codebook_update=update, restart_every_steps=1,
+                                     dead_code_threshold=0.5)
   return tiny_config
 
 
@@ -90,31 +90,33 @@ def test_vqvae_training_step_restarts_a_deliberately_dead_code(tiny_config, upda
     np.testing.assert_allclose(model.embed_sum[...][dead], model.codebook[...][dead], rtol=1e-6)
 
 
-def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouched(tiny_config):
+def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouched(tiny_config,
+                                                                                  experiment):
   config = _vqvae_config(tiny_config, "ema")
-  config.model.restart_every_steps = 0
-  exp = trainer.setup(config)
+  config.model.quantizer.restart_every_steps = 0
+  exp = experiment(config)
   assert "codebook" not in exp.initial_state.params and "codebook" in exp.initial_state.model_state
   before = jax.device_get(exp.initial_state.model_state)
   # Evaluation runs the model's forward pass on a merged module: it must not write its state.
   model = exp.model(exp.initial_state)
   model(jax.random.uniform(jax.random.key(0), (8, 28, 28, 1)), None)
-  trainer.evaluate(exp, exp.initial_state, trainer.make_eval_step(exp))
+  evaluate.evaluate(exp, exp.initial_state, steps.make_eval_step(exp))
   for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(jax.device_get(nnx.state(model, nnx.Not(nnx.Param))))):
     np.testing.assert_array_equal(a, b)
   # A training step moves the EMA statistics and the codebook (no restarts here).
-  state, metrics = trainer.make_train_step(exp)(exp.initial_state, trainer.train_batch(exp, 0))
+  state, metrics = steps.make_train_step(exp)(exp.initial_state, steps.train_batch(exp, 0))
   after = jax.device_get(state.model_state)
   assert "num_codes_restarted" not in metrics
   for name in ("codebook", "cluster_size", "embed_sum"):
     assert not np.allclose(before[name][...], after[name][...]), name
 
 
-def test_kmeans_initialisation_leaves_ema_state_consistent_with_the_codebook(tiny_config):
+def test_kmeans_initialisation_leaves_ema_state_consistent_with_the_codebook(tiny_config,
+                                                                             experiment):
   config = _vqvae_config(tiny_config, "ema")
-  config.model.kmeans_init_batches = 2
-  exp = trainer.setup(config)
-  state = trainer.initialize_from_data(exp, exp.initial_state)
+  config.model.quantizer.kmeans_init_batches = 2
+  exp = experiment(config)
+  state = steps.initialize_from_data(exp, exp.initial_state)
   ms = jax.device_get(state.model_state)
   assert not np.allclose(ms["codebook"][...], jax.device_get(exp.initial_state.model_state)["codebook"][...])
   np.testing.assert_allclose(codebook.ema_codebook(ms["cluster_size"][...], ms["embed_sum"][...], 1e-5),
@@ -124,7 +126,7 @@ def test_kmeans_initialisation_leaves_ema_state_consistent_with_the_codebook(tin
 
 @pytest.mark.parametrize("option", ["cosine_codebook", "codebook_dim"])
 def test_cosine_and_low_dimensional_codebooks(tiny_config, option):
-  setattr(tiny_config.model, option, True if option == "cosine_codebook" else 3)
+  setattr(tiny_config.model.quantizer, option, True if option == "cosine_codebook" else 3)
   model = build_model(tiny_config.model, (28, 28, 1), data_variance=0.1, seed=0)
   x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
   out = model(x, None)

@@ -6,7 +6,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxvq import datasets, trainer
+from jaxvq.data import datasets
+from jaxvq.train import train_and_evaluate
 
 
 def test_fashion_mnist_is_the_full_real_dataset():
@@ -47,7 +48,7 @@ def test_cifar10_code_path_through_mocked_tfds(tiny_config, tmp_path):
     assert ds.image_shape == (32, 32, 3) and ds.train.inputs([0, 5]).dtype == np.uint8
     tiny_config.dataset = "cifar10"
     tiny_config.num_train_steps, tiny_config.eval_batch_size = 4, 32
-    final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    final = train_and_evaluate(tiny_config, str(tmp_path))
   assert np.isfinite(final["normalized_mse"])
   assert os.path.exists(tmp_path / "images" / "reconstructions_000004.png")
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from jaxvq import gaussian
+from jaxvq.ops import likelihoods as gaussian
 from jaxvq.models import build_model
 
 
@@ -56,9 +56,9 @@ def test_importance_weighted_estimate_is_log_mean_exp():
   np.testing.assert_allclose(gaussian.importance_weighted_log_likelihood(log_w), want, rtol=1e-5)
 
 
-def test_vae_importance_weighted_nll_tightens_the_elbo(tiny_config):
-  cfg = tiny_config.model
-  cfg.name, cfg.likelihood, cfg.architecture = "vae", "bernoulli", "mlp"
+def test_vae_importance_weighted_nll_tightens_the_elbo(tiny):
+  cfg = tiny("vae").model
+  cfg.likelihood, cfg.architecture = "bernoulli", "mlp"
   model = build_model(cfg, (8, 8, 1), data_variance=0.1, seed=0)
   x = (jax.random.uniform(jax.random.key(0), (6, 8, 8, 1)) > 0.5).astype(jnp.float32)
   elbo_nll = jnp.mean(jnp.stack([model(x, jax.random.key(i)).per_example["neg_elbo"]
@@ -72,9 +72,9 @@ def test_vae_importance_weighted_nll_tightens_the_elbo(tiny_config):
   np.testing.assert_allclose(jnp.mean(single, 0), elbo_nll, rtol=0.01)
 
 
-def test_vae_loss_is_reconstruction_nll_plus_kl(tiny_config):
-  cfg = tiny_config.model
-  cfg.name, cfg.likelihood = "vae", "gaussian"
+def test_vae_loss_is_reconstruction_nll_plus_kl(tiny):
+  cfg = tiny("vae").model
+  cfg.likelihood = "gaussian"
   model = build_model(cfg, (8, 8, 1), data_variance=0.1, seed=0)
   x = jax.random.randint(jax.random.key(0), (4, 8, 8, 1), 0, 256) / 255.0
   key = jax.random.key(3)

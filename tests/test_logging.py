@@ -8,7 +8,8 @@ import sys
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
-from jaxvq import plot, trainer
+from jaxvq import figures
+from jaxvq.train import train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +31,7 @@ def _events(workdir):
 def test_tensorboard_has_every_metric_and_the_images_and_a_resume_purges(tiny_config, tmp_path):
   tiny_config.update(num_train_steps=10, log_every_steps=5, eval_every_steps=10,
                      checkpoint_every_steps=5)
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   values = {(v.tag, e.step) for e in _events(tmp_path) for v in e.summary.value}
   assert {("train/loss", 5), ("train/loss", 10), ("test/loss", 10), ("test/perplexity", 10),
           ("test/codebook_usage", 10), ("test/reconstructions", 10)} <= values
@@ -39,7 +40,7 @@ def test_tensorboard_has_every_metric_and_the_images_and_a_resume_purges(tiny_co
   assert image.height > 28 and image.width > 28
   # Resumed from step 10: TensorBoard is told to drop whatever was logged after it.
   tiny_config.num_train_steps = 15
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   starts = [e.step for e in _events(tmp_path) if e.session_log.status == e.session_log.START]
   assert 11 in starts
 
@@ -47,12 +48,12 @@ def test_tensorboard_has_every_metric_and_the_images_and_a_resume_purges(tiny_co
 def test_plot_overlays_runs_and_explains_a_missing_workdir(tiny_config, tmp_path):
   tiny_config.update(num_train_steps=10, log_every_steps=5, eval_every_steps=5)
   for name in ("a", "b"):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path / name))
+    train_and_evaluate(tiny_config, str(tmp_path / name))
     tiny_config.learning_rate = 1e-2
   output = str(tmp_path / "curves.png")
-  panels = plot.plot_runs([str(tmp_path / "a"), str(tmp_path / "b")], output)
+  panels = figures.plot_runs([str(tmp_path / "a"), str(tmp_path / "b")], output)
   assert panels == ["loss", "normalized_mse", "perplexity", "codebook_usage"]
   assert Image.open(output).size[0] > 4 * 300
-  done = subprocess.run([sys.executable, "-m", "jaxvq.plot", f"--workdir={tmp_path / 'none'}"],
+  done = subprocess.run([sys.executable, "-m", "jaxvq", "plot", f"--workdir={tmp_path / 'none'}"],
                         cwd=REPO, capture_output=True, text=True)
   assert done.returncode == 2 and done.stderr.startswith("error: ") and "no metrics.jsonl" in done.stderr

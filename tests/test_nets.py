@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxvq import bench
-from jaxvq.nets import Conv, Upsample2x, conv_4x4_stride_2, transposed_conv_4x4_stride_2
+from jaxvq.bench import formulations
+from jaxvq.nets.layers import Conv, Upsample2x
+from jaxvq.ops.conv_kernels import conv_4x4_stride_2, transposed_conv_4x4_stride_2
 
 
 def _numpy_transposed_conv(x, kernel):
@@ -51,7 +52,7 @@ def test_the_subpixel_formulation_bench_compares_with_is_the_same_transposed_con
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
   kernel = rng.normal(size=(4, 4, 4, 2)).astype(np.float32)
-  np.testing.assert_allclose(np.asarray(bench.subpixel_transposed_conv(jnp.asarray(x), kernel)),
+  np.testing.assert_allclose(np.asarray(formulations.subpixel_transposed_conv(jnp.asarray(x), kernel)),
                              _numpy_transposed_conv(x, kernel), rtol=1e-4, atol=1e-4)
 
 
@@ -61,7 +62,7 @@ def test_upsample_gradients_equal_those_of_another_formulation():
   x = jnp.asarray(rng.normal(size=(2, 3, 5, 4)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 4, 3)), jnp.float32)
   out_grad = jnp.asarray(rng.normal(size=(2, 6, 10, 3)), jnp.float32)
-  _assert_gradients_match(transposed_conv_4x4_stride_2, bench.subpixel_transposed_conv,
+  _assert_gradients_match(transposed_conv_4x4_stride_2, formulations.subpixel_transposed_conv,
                           x, kernel, out_grad)
 
 

@@ -1,21 +1,19 @@
 """config.dtype = "bfloat16": bf16 nets, float32 parameters, optimizer state and latent math."""
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvq import trainer
+from jaxvq.train import load_run, train_and_evaluate
+from jaxvq.train.metrics_writer import read_rows
 
 
 def _train(config, workdir):
-  trainer.train_and_evaluate(config, workdir)
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+  train_and_evaluate(config, workdir)
+  return read_rows(workdir)
 
 
-def test_bfloat16_training_lowers_the_loss_and_picks_the_float32_codes(tiny_config, tmp_path):
+def test_bfloat16_training_lowers_the_loss_and_picks_the_float32_codes(tiny_config, experiment,
+                                                                       tmp_path):
   tiny_config.update(num_train_steps=60, log_every_steps=20, eval_every_steps=60,
                      checkpoint_every_steps=60, num_devices=1)
   _train(tiny_config, str(tmp_path / "f32"))
@@ -24,9 +22,10 @@ def test_bfloat16_training_lowers_the_loss_and_picks_the_float32_codes(tiny_conf
   train_loss = [r["loss"] for r in rows if r["split"] == "train"]
   assert train_loss[-1] < 0.9 * train_loss[0], train_loss   # real Fashion-MNIST
 
-  exp32, state = trainer.restore_run(str(tmp_path / "f32"))
-  exp16 = trainer.setup(tiny_config)
-  _, bf16_state = trainer.restore_run(str(tmp_path / "bf16"))
+  run32 = load_run(str(tmp_path / "f32"))
+  exp32, state = run32.experiment, run32.state
+  exp16 = experiment(tiny_config)
+  bf16_state = load_run(str(tmp_path / "bf16")).state
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_state.params))
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(bf16_state.opt_state)
              if jnp.issubdtype(leaf.dtype, jnp.floating))

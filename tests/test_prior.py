@@ -4,26 +4,29 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from jaxvq import codes, sample, sharding, trainer, xla_options
+from jaxvq import sampling
+from jaxvq.data import codes
+from jaxvq.errors import RunError
 from jaxvq.models import build_model
+from jaxvq.runtime import sharding, xla_options
+from jaxvq.train import encode_codes, train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _prior_config(tiny_config, num_classes=0):
-  cfg = ml_collections.ConfigDict(tiny_config.model.to_dict())
-  cfg.name, cfg.num_codes, cfg.channels, cfg.num_layers, cfg.head_channels = "pixelcnn", 5, 8, 3, 16
+def _prior_config(tiny, num_classes=0):
+  cfg = tiny("pixelcnn").model
+  cfg.num_codes, cfg.channels, cfg.num_layers, cfg.head_channels = 5, 8, 3, 16
   cfg.class_conditional, cfg.num_classes, cfg.image_dims = bool(num_classes), num_classes, 784
   return cfg
 
 
 @pytest.mark.parametrize("num_classes", [0, 3])
-def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tiny_config, num_classes):
-  prior = build_model(_prior_config(tiny_config, num_classes), (5, 6), data_variance=1.0, seed=0)
+def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tiny, num_classes):
+  prior = build_model(_prior_config(tiny, num_classes), (5, 6), data_variance=1.0, seed=0)
   embedded = jax.random.normal(jax.random.key(0), (1, 5, 6, 8))
   labels = jnp.array([1]) if num_classes else None
   jacobian = jax.jit(jax.jacrev(lambda e: prior.logits_from_embeddings(e, labels)))(embedded)
@@ -42,31 +45,33 @@ def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tin
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
-def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny_config, kernel_size):
-  config = _prior_config(tiny_config, 3)
+def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny, kernel_size):
+  config = _prior_config(tiny, 3)
   config.kernel_size = kernel_size
   prior = build_model(config, (4, 5), data_variance=1.0, seed=0)
   labels = jnp.full((6,), 2)
 
+  mesh = sharding.make_mesh(1)
+
   class Exp:  # what the samplers need of an experiment
     model = staticmethod(lambda state: prior)
-    mesh = sharding.make_mesh(1)
-  fast = xla_options.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8), Exp.mesh)
+    jit_model = staticmethod(lambda fn: xla_options.jit(lambda state, *a: fn(prior, *a), mesh))
+  fast = xla_options.jit(lambda key: prior.sample(key, 6, labels, temperature=0.8), mesh)
   a, b = fast(jax.random.key(7)), fast(jax.random.key(7))
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, fast(jax.random.key(8)))
   assert a.shape == (6, 4, 5) and int(a.max()) < 5
-  for how in sample.SAMPLERS:
+  for how in sampling.SAMPLERS:
     np.testing.assert_array_equal(
-        a, sample.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8, how=how), how)
-  np.testing.assert_array_equal(sample.sample_labels(prior, 5), [0, 1, 2, 0, 1])
+        a, sampling.sample_codes(Exp, None, jax.random.key(7), 6, 2, temperature=0.8, how=how), how)
+  np.testing.assert_array_equal(sampling.sample_labels(prior, 5), [0, 1, 2, 0, 1])
 
 
 def test_pipeline_from_images_to_samples_on_fashion_mnist(tiny_config, tmp_path):
   vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
-  trainer.train_and_evaluate(tiny_config, vqvae_dir)
+  train_and_evaluate(tiny_config, vqvae_dir)
 
-  metadata = trainer.encode_codes(vqvae_dir)
+  metadata = encode_codes(vqvae_dir)
   assert metadata["num_codes"] == 16 and metadata["grid_shape"] == [7, 7] and metadata["step"] == 20
   data = codes.load(vqvae_dir)
   assert data.train.array.dtype == np.uint8 and data.train.array.shape == (60000, 7, 7)
@@ -74,16 +79,16 @@ def test_pipeline_from_images_to_samples_on_fashion_mnist(tiny_config, tmp_path)
 
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
   prior_config = pixelcnn_fashion_mnist.get_config()
-  prior_config.vqvae_workdir = vqvae_dir
+  prior_config.dataset = f"codes:{vqvae_dir}"
   prior_config.model.update(channels=8, num_layers=2, head_channels=16)
   prior_config.update(batch_size=16, num_train_steps=30, log_every_steps=10, eval_every_steps=30,
                       checkpoint_every_steps=30, num_eval_examples=400, eval_batch_size=200)
-  final = trainer.train_and_evaluate(prior_config, prior_dir)
+  final = train_and_evaluate(prior_config, prior_dir)
   assert 0 < final["bits_per_code"] < np.log2(16)   # better than uniform over K
   np.testing.assert_allclose(final["bits_per_image_dim"], final["bits_per_code"] * 49 / 784, rtol=1e-5)
 
   output = str(tmp_path / "samples.png")
-  cmd = [sys.executable, "-m", "jaxvq.sample", f"--workdir={prior_dir}", "--num_samples=8",
+  cmd = [sys.executable, "-m", "jaxvq", "sample", f"--workdir={prior_dir}", "--num_samples=8",
          "--label=3", "--seed=1", f"--output={output}"]
   subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
   first = np.load(str(tmp_path / "samples.npy"))
@@ -96,25 +101,25 @@ def test_pipeline_from_images_to_samples_on_fashion_mnist(tiny_config, tmp_path)
   assert bad.returncode != 0 and "--label must be in [0, 10)" in bad.stderr
 
 
-def test_bad_sampling_requests_are_refused(tiny_config):
-  prior = build_model(_prior_config(tiny_config, 3), (4, 4), data_variance=1.0, seed=0)
+def test_bad_sampling_requests_are_refused(tiny):
+  prior = build_model(_prior_config(tiny, 3), (4, 4), data_variance=1.0, seed=0)
   for args, message in [((0, None), "--num_samples must be at least 1"),
                         ((4, 3), r"--label must be in \[0, 3\)"),
                         ((4, None, 0.0), "--temperature must be positive")]:
-    with pytest.raises(sample.SampleError, match=message):
-      sample.check_request(prior, *args)
-  unconditional = build_model(_prior_config(tiny_config), (4, 4), data_variance=1.0, seed=0)
-  with pytest.raises(sample.SampleError, match="not class-conditional"):
-    sample.check_request(unconditional, 4, 1)
+    with pytest.raises(sampling.SampleError, match=message):
+      sampling.check_request(prior, *args)
+  unconditional = build_model(_prior_config(tiny), (4, 4), data_variance=1.0, seed=0)
+  with pytest.raises(sampling.SampleError, match="not class-conditional"):
+    sampling.check_request(unconditional, 4, 1)
 
 
-def test_prior_without_a_vqvae_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+def test_prior_without_a_vqvae_checkpoint_is_a_clear_error(tiny_config, experiment, tmp_path):
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
   config = pixelcnn_fashion_mnist.get_config()
-  config.vqvae_workdir = str(tmp_path)
-  with pytest.raises(trainer.RunError, match="holds no run"):
-    trainer.setup(config)
+  config.dataset = f"codes:{tmp_path}"
+  with pytest.raises(RunError, match="holds no run"):
+    experiment(config)
   with open(tmp_path / "config.json", "w") as f:
     f.write(tiny_config.to_json())
-  with pytest.raises(trainer.RunError, match="has no checkpoint yet"):
-    trainer.setup(config)
+  with pytest.raises(RunError, match="has no checkpoint yet"):
+    experiment(config)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvq import quantizer
+from jaxvq.ops import vq as quantizer
 
 
 def _numpy_nearest(inputs, codebook):

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxvq import checkpoint, errors, trainer
+from jaxvq import errors
+from jaxvq.train import checkpoint, encode_codes, load_run, train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,16 +34,12 @@ def _lines(workdir):
 def _reference_run(tiny_config, tmp_path, **overrides):
   tiny_config.update(overrides)
   workdir = str(tmp_path / "uninterrupted")
-  trainer.train_and_evaluate(tiny_config, workdir)
-  exp = trainer.setup(tiny_config)
-  final = trainer.Checkpointer(os.path.join(workdir, "checkpoints")).restore(
-      tiny_config.num_train_steps, exp.initial_state)
-  return exp, final, workdir
+  train_and_evaluate(tiny_config, workdir)
+  return load_run(workdir, tiny_config.num_train_steps).state, workdir
 
 
-def _assert_same_run(exp, reference, reference_dir, workdir, num_steps):
-  state = trainer.Checkpointer(os.path.join(workdir, "checkpoints")).restore(
-      num_steps, exp.initial_state)
+def _assert_same_run(reference, reference_dir, workdir, num_steps):
+  state = load_run(workdir, num_steps).state
   for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   rows = [json.loads(line) for line in _lines(workdir)]   # every line whole JSON
@@ -66,7 +63,7 @@ def _wait_for(predicate, process, timeout=120) -> bool:
 
 
 def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_run(tiny_config, tmp_path):
-  exp, reference, reference_dir = _reference_run(tiny_config, tmp_path, **KILL_RUN)
+  reference, reference_dir = _reference_run(tiny_config, tmp_path, **KILL_RUN)
   workdir = str(tmp_path / "killed")
   checkpoints = os.path.join(workdir, "checkpoints")
   rng = random.Random(0)
@@ -93,7 +90,7 @@ def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_run(tiny_config,
   done = subprocess.run(_command(workdir, **KILL_RUN), cwd=REPO, capture_output=True, text=True)
   assert done.returncode == 0, done.stderr
   assert "resumed from the checkpoint" in done.stdout
-  _assert_same_run(exp, reference, reference_dir, workdir, KILL_RUN["num_train_steps"])
+  _assert_same_run(reference, reference_dir, workdir, KILL_RUN["num_train_steps"])
 
 
 def test_sigterm_saves_the_current_step_then_exits(tiny_config, tmp_path):
@@ -109,48 +106,45 @@ def test_sigterm_saves_the_current_step_then_exits(tiny_config, tmp_path):
   step = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
   assert stderr.strip().splitlines()[-1].startswith(f"stopped by SIGTERM at step {step}: saved")
   assert 10 <= step < 400 and "Traceback" not in stderr
-  exp, reference, reference_dir = _reference_run(tiny_config, tmp_path, **run)
+  reference, reference_dir = _reference_run(tiny_config, tmp_path, **run)
   done = subprocess.run(_command(workdir, **run), cwd=REPO, capture_output=True, text=True)
   assert done.returncode == 0 and f"resumed from the checkpoint of step {step}" in done.stdout
-  _assert_same_run(exp, reference, reference_dir, workdir, 400)
+  _assert_same_run(reference, reference_dir, workdir, 400)
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
-  tiny_config.model.name = "autoencoder"
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+  tiny_config = tiny("autoencoder")
   tiny_config.update(learning_rate=1e30, checkpoint_every_steps=1, num_devices=1)
   with pytest.raises(errors.TrainingDiverged, match=r"training diverged at step (\d+): ") as e:
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    train_and_evaluate(tiny_config, str(tmp_path))
   bad_step = int(str(e.value).split("step ")[1].split(":")[0])
   assert "loss = nan" in str(e.value) or "loss = inf" in str(e.value)
   last = checkpoint.latest_step(str(tmp_path / "checkpoints"))
   assert last == bad_step - 1 and f"of step {last}, is kept" in str(e.value)
-  exp = trainer.setup(tiny_config)
-  good = trainer.Checkpointer(str(tmp_path / "checkpoints")).restore(last, exp.initial_state)
+  good = load_run(str(tmp_path), last).state
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good.opt_state))
 
 
-def test_an_update_that_breaks_the_parameters_is_never_saved(tiny_config, tmp_path):
+def test_an_update_that_breaks_the_parameters_is_never_saved(tiny, tmp_path):
   # In float32 this learning rate is Inf: step 1's loss is finite, its update is not.
-  tiny_config.model.name = "autoencoder"
+  tiny_config = tiny("autoencoder")
   tiny_config.update(learning_rate=1e39, checkpoint_every_steps=1, num_devices=1)
   with pytest.raises(errors.TrainingDiverged, match="step 1: a parameter became NaN or Inf in "
                      "its update; no checkpoint was saved before it"):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    train_and_evaluate(tiny_config, str(tmp_path))
   assert checkpoint.latest_step(str(tmp_path / "checkpoints")) is None
 
 
 def test_two_runs_with_one_seed_give_identical_metrics_and_parameters(tiny_config, tmp_path):
   tiny_config.num_train_steps = 10
-  trainer.train_and_evaluate(tiny_config, str(tmp_path / "a"))   # in this process
+  train_and_evaluate(tiny_config, str(tmp_path / "a"))   # in this process
   done = subprocess.run(_command(tmp_path / "b", num_train_steps=10), cwd=REPO,  # in another
                         capture_output=True, text=True)
   assert done.returncode == 0, done.stderr
   strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "images_per_sec"}
                         for r in rows]
   assert strip(_lines(tmp_path / "a")) == strip(_lines(tmp_path / "b"))
-  exp = trainer.setup(tiny_config)
-  a, b = (trainer.Checkpointer(str(tmp_path / name / "checkpoints")).restore(10, exp.initial_state)
-          for name in ("a", "b"))
+  a, b = (load_run(str(tmp_path / name), 10).state for name in ("a", "b"))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -171,7 +165,10 @@ def _cli_error(args, workdir):
     (["--config=configs/tiny.py", "--config.model.nope=1"], "the config has no key 'model.nope'"),
     (["--config=configs/tiny.py", "--config.batch_size=abc"], "--config.batch_size=abc: invalid"),
     (["--config=configs/no_such_config.py"], "config file 'configs/no_such_config.py' does not exist"),
-    (["--config=configs/tiny.py", "--config.model.num_codes=1"], "num_codes (K) must be at least 2"),
+    (["--config=configs/tiny.py", "--config.model.quantizer.num_codes=1"],
+     "config.model.quantizer.num_codes=1: must be >= 2"),
+    (["--config=configs/tiny.py:vae", "--config.model.latent_dim=0"],
+     "config.model.latent_dim=0: must be >= 1"),
 ])
 def test_command_line_mistakes_are_one_line_errors(tmp_path, args, message):
   assert message in _cli_error(args, tmp_path / "run")
@@ -187,8 +184,8 @@ def test_verbose_shows_the_traceback(tmp_path):
 
 @pytest.mark.parametrize("overrides,error,message", [
     ({"batch_size": 12}, errors.ConfigError, "does not divide evenly over 8 devices"),
-    ({"model.num_codes": 1}, errors.ConfigError, r"num_codes \(K\) must be at least 2"),
-    ({"model.embedding_dim": 0}, errors.ConfigError, r"embedding_dim \(D\) must be at least 1"),
+    ({"model.quantizer.num_codes": 1}, errors.ConfigError, r"num_codes=1: must be >= 2"),
+    ({"model.embedding_dim": 0}, errors.ConfigError, r"embedding_dim=0: must be >= 1"),
     ({"dataset": "npz:{tmp}/30x30.npz"}, errors.ConfigError, "multiples of 4; got 30x30"),
     ({"dataset": "no_such_data"}, errors.DatasetError, "unknown dataset 'no_such_data'"),
     ({"dataset": "cifar10", "data_dir": "/nonexistent"}, errors.DatasetError, "tfds build cifar10"),
@@ -199,73 +196,77 @@ def test_bad_configs_are_user_errors_that_write_nothing(tiny_config, tmp_path, o
   np.savez(tmp_path / "30x30.npz", images=np.zeros((40, 30, 30), np.uint8))
   tiny_config.batch_size = 16
   for key, value in overrides.items():
-    parent, _, leaf = key.rpartition(".")
-    (tiny_config[parent] if parent else tiny_config)[leaf] = value.format(
-        tmp=tmp_path) if isinstance(value, str) else value
+    *parents, leaf = key.split(".")
+    node = tiny_config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value.format(tmp=tmp_path) if isinstance(value, str) else value
   with pytest.raises(error, match=message):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path / "run"))
+    train_and_evaluate(tiny_config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
 
 
-def test_a_workdir_of_another_config_is_refused_unless_overwrite(tiny_config, tmp_path):
+def test_a_workdir_of_another_config_is_refused_unless_overwrite(tiny, tiny_config, tmp_path):
   tiny_config.num_train_steps = 4
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   before = {f: open(tmp_path / f).read() for f in ("config.json", "metrics.jsonl")}
-  tiny_config.model.name = "autoencoder"
+  autoencoder = tiny("autoencoder")
+  autoencoder.num_train_steps = 4
   with pytest.raises(errors.RunError, match="holds a run of model 'vqvae', not 'autoencoder'"):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
-  tiny_config.model.name, tiny_config.learning_rate = "vqvae", 0.1
+    train_and_evaluate(autoencoder, str(tmp_path))
+  tiny_config.learning_rate = 0.1
   with pytest.raises(errors.RunError, match=r"different config \(learning_rate: 0.002 -> 0.1\)"):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    train_and_evaluate(tiny_config, str(tmp_path))
   assert before == {f: open(tmp_path / f).read() for f in before}
   tiny_config.num_train_steps = 6   # a longer run of the same config resumes
   tiny_config.learning_rate = 2e-3
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   tiny_config.learning_rate, tiny_config.overwrite = 0.1, True
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   rows = [json.loads(line) for line in _lines(tmp_path)]
   assert rows[0]["step"] == 5 and json.load(open(tmp_path / "config.json"))["learning_rate"] == 0.1
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
   tiny_config.num_train_steps = 2
-  trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  train_and_evaluate(tiny_config, str(tmp_path))
   saved = json.load(open(tmp_path / "config.json"))   # as if jaxvq's architecture had changed
   saved["model"]["hidden"] = tiny_config.model.hidden = 8
   json.dump(saved, open(tmp_path / "config.json", "w"))
   with pytest.raises(errors.RunError, match="does not fit this model"):
-    trainer.train_and_evaluate(tiny_config, str(tmp_path))
+    train_and_evaluate(tiny_config, str(tmp_path))
   with pytest.raises(errors.RunError, match="does not fit this model"):
-    trainer.restore_run(str(tmp_path))
+    load_run(str(tmp_path))
 
 
-def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny_config, tmp_path):
+def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny, tiny_config, tmp_path):
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
-  tiny_config.model.name, tiny_config.num_train_steps = "autoencoder", 2
-  trainer.train_and_evaluate(tiny_config, str(tmp_path / "ae"))
+  autoencoder = tiny("autoencoder")
+  autoencoder.num_train_steps = 2
+  train_and_evaluate(autoencoder, str(tmp_path / "ae"))
   prior = pixelcnn_fashion_mnist.get_config()
-  prior.vqvae_workdir = str(tmp_path / "ae")
+  prior.dataset = f"codes:{tmp_path / 'ae'}"
   with pytest.raises(errors.RunError, match="holds a run of model 'autoencoder', not a VQ-VAE"):
-    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+    train_and_evaluate(prior, str(tmp_path / "prior"))
   # A prior trained on K=16 codes, whose VQ-VAE was then retrained with K=8 and re-encoded.
-  tiny_config.model.name = "vqvae"
-  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
-  prior.update(vqvae_workdir=str(tmp_path / "vq"), num_train_steps=2, batch_size=16,
+  tiny_config.num_train_steps = 2
+  train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  prior.update(dataset=f"codes:{tmp_path / 'vq'}", num_train_steps=2, batch_size=16,
                num_eval_examples=32)
   prior.model.update(channels=8, num_layers=2, head_channels=8)
-  trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+  train_and_evaluate(prior, str(tmp_path / "prior"))
   # The VQ-VAE trained further and its codes re-encoded: the prior no longer matches them.
   tiny_config.num_train_steps = 4
-  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
-  trainer.encode_codes(str(tmp_path / "vq"))
+  train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  encode_codes(str(tmp_path / "vq"))
   with pytest.raises(errors.RunError, match="trained on the codes of the VQ-VAE's checkpoint of "
                      "step 2, but .* now holds those of step 4"):
-    trainer.restore_run(str(tmp_path / "prior"))
-  with pytest.raises(errors.RunError, match=r"vqvae_step: 2 -> 4"):
-    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+    load_run(str(tmp_path / "prior"))
+  with pytest.raises(errors.RunError, match=r"model.vqvae_step: 2 -> 4"):
+    train_and_evaluate(prior, str(tmp_path / "prior"))
   tiny_config.update(overwrite=True)
-  tiny_config.model.num_codes = 8
-  trainer.train_and_evaluate(tiny_config, str(tmp_path / "vq"))
-  trainer.encode_codes(str(tmp_path / "vq"))
+  tiny_config.model.quantizer.num_codes = 8
+  train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  encode_codes(str(tmp_path / "vq"))
   with pytest.raises(errors.RunError, match=r"model.num_codes: 16 -> 8"):
-    trainer.train_and_evaluate(prior, str(tmp_path / "prior"))
+    train_and_evaluate(prior, str(tmp_path / "prior"))

@@ -9,23 +9,27 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxvq import input_pipeline, quantizer, trainer
+from jaxvq import config as config_lib
+from jaxvq.data import batches
 from jaxvq.errors import ConfigError
 from jaxvq.models import build_model
+from jaxvq.ops import vq
+from jaxvq.train import load_run, steps, train_and_evaluate
+from jaxvq.train.experiment import learning_rate_schedule
+from jaxvq.train.metrics_writer import read_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _rows(workdir, split):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [r for r in map(json.loads, f) if r["split"] == split]
+  return read_rows(str(workdir), split)
 
 
 def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_path):
   tiny_config.num_train_steps = 60
   tiny_config.log_every_steps = 10
   tiny_config.eval_every_steps = 30
-  final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  final = train_and_evaluate(tiny_config, str(tmp_path))
   train = _rows(tmp_path, "train")
   assert train[-1]["loss"] < 0.8 * train[0]["loss"]
   test = _rows(tmp_path, "test")
@@ -40,11 +44,13 @@ def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_
 @pytest.mark.parametrize("name,architecture,dataset", [
     ("autoencoder", "conv", "mnist"), ("vae", "mlp", "binarized_mnist"),
     ("vae", "conv_vector", "binarized_mnist"), ("vae", "conv", "fashion_mnist")])
-def test_ae_and_vae_train_end_to_end_and_write_samples(tiny_config, tmp_path, name, architecture, dataset):
-  tiny_config.model.name, tiny_config.model.architecture = name, architecture
+def test_ae_and_vae_train_end_to_end_and_write_samples(tiny, tmp_path, name, architecture, dataset):
+  tiny_config = tiny(name)
+  tiny_config.model.architecture = architecture
   tiny_config.dataset = dataset
-  tiny_config.model.likelihood = "bernoulli" if dataset == "binarized_mnist" else "gaussian"
-  final = trainer.train_and_evaluate(tiny_config, str(tmp_path))
+  if name == "vae":
+    tiny_config.model.likelihood = "bernoulli" if dataset == "binarized_mnist" else "gaussian"
+  final = train_and_evaluate(tiny_config, str(tmp_path))
   assert os.path.exists(tmp_path / "images" / "samples_000020.png")
   if name == "vae":   # mlp and conv_vector: a latent vector; conv: a 7x7 grid of them
     latent = build_model(tiny_config.model, (28, 28, 1), data_variance=1.0, seed=0).latent_shape
@@ -60,16 +66,14 @@ def test_ae_and_vae_train_end_to_end_and_write_samples(tiny_config, tmp_path, na
 def test_resume_after_checkpoint_gives_the_identical_state(tiny_config, tmp_path):
   tiny_config.num_train_steps = 20
   straight = str(tmp_path / "straight")
-  trainer.train_and_evaluate(tiny_config, straight)
+  train_and_evaluate(tiny_config, straight)
   resumed = str(tmp_path / "resumed")
   tiny_config.num_train_steps = 10
-  trainer.train_and_evaluate(tiny_config, resumed)
+  train_and_evaluate(tiny_config, resumed)
   tiny_config.num_train_steps = 20
-  trainer.train_and_evaluate(tiny_config, resumed)
+  train_and_evaluate(tiny_config, resumed)
 
-  exp = trainer.setup(tiny_config)
-  states = [trainer.Checkpointer(os.path.join(d, "checkpoints")).restore(20, exp.initial_state)
-            for d in (straight, resumed)]
+  states = [load_run(d, step=20).state for d in (straight, resumed)]
   for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[1])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert _rows(straight, "test") == _rows(resumed, "test")
@@ -77,27 +81,28 @@ def test_resume_after_checkpoint_gives_the_identical_state(tiny_config, tmp_path
 
 
 def test_data_order_is_a_function_of_seed_and_step():
-  a = input_pipeline.train_indices(100, 10, seed=3, step=12)
-  np.testing.assert_array_equal(a, input_pipeline.train_indices(100, 10, seed=3, step=12))
-  epoch = np.concatenate([input_pipeline.train_indices(100, 10, 3, s) for s in range(10)])
+  a = batches.train_indices(100, 10, seed=3, step=12)
+  np.testing.assert_array_equal(a, batches.train_indices(100, 10, seed=3, step=12))
+  epoch = np.concatenate([batches.train_indices(100, 10, 3, s) for s in range(10)])
   np.testing.assert_array_equal(np.sort(epoch), np.arange(100))
   assert not np.array_equal(epoch, np.concatenate(
-      [input_pipeline.train_indices(100, 10, 3, s) for s in range(10, 20)]))
+      [batches.train_indices(100, 10, 3, s) for s in range(10, 20)]))
 
 
 @pytest.mark.parametrize("codebook_update", ["gradient", "ema"])
-def test_eight_device_sharded_step_equals_one_device_step(tiny_config, codebook_update):
+def test_eight_device_sharded_step_equals_one_device_step(tiny_config, experiment,
+                                                          codebook_update):
   assert jax.device_count() == 8, "tests run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
-  tiny_config.model.codebook_update = codebook_update
-  tiny_config.model.restart_every_steps = 2
+  tiny_config.model.quantizer.codebook_update = codebook_update
+  tiny_config.model.quantizer.restart_every_steps = 2
   results = []
   for devices in (8, 1):
     tiny_config.num_devices = devices
-    exp = trainer.setup(tiny_config)
-    step = trainer.make_train_step(exp)
+    exp = experiment(tiny_config)
+    step = steps.make_train_step(exp)
     state = exp.initial_state
     for s in range(3):
-      batch = trainer.train_batch(exp, s)
+      batch = steps.train_batch(exp, s)
       assert {shard.data.shape[0] for shard in batch[0].addressable_shards} == {16 // devices}
       state, metrics = step(state, batch)
     assert len(state.params["encoder"]["out"]["kernel"][...].sharding.device_set) == devices
@@ -106,10 +111,10 @@ def test_eight_device_sharded_step_equals_one_device_step(tiny_config, codebook_
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 
 
-def test_batch_size_that_does_not_divide_the_devices_is_an_error(tiny_config):
+def test_batch_size_that_does_not_divide_the_devices_is_an_error(tiny_config, experiment):
   tiny_config.batch_size = 12
   with pytest.raises(ValueError, match="does not divide evenly over 8 devices"):
-    trainer.setup(tiny_config)
+    experiment(tiny_config)
 
 
 def _vqvae(tiny_config):
@@ -125,7 +130,7 @@ def test_vqvae_codebook_gets_gradient_only_from_the_codebook_loss(tiny_config):
     def loss(p):
       m = nnx.merge(graphdef, p)
       z_e = m.encoder(x)
-      q = quantizer.quantize(z_e, m.codebook[...])
+      q = vq.quantize(z_e, m.codebook[...])
       recon = jnp.mean((m.decoder(q.quantized) + 0.5 - x) ** 2) / m.data_variance
       return weights[0] * recon + weights[1] * q.codebook_loss + weights[2] * q.commitment_loss
     return jax.jit(jax.grad(loss))(params)
@@ -150,19 +155,11 @@ def test_tokenizer_round_trip(tiny_config):
   np.testing.assert_allclose(model.decode_from_indices(indices), out.reconstruction, atol=1e-5)
 
 
-def _load_config(path):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("cfg", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 @pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(REPO, "configs"))
                                         if f.endswith(".py") and not f.startswith("_")))
 def test_every_config_loads_and_builds_its_model(name):
-  config = _load_config(os.path.join(REPO, "configs", name))
-  cifar = "cifar" in config.dataset or "cifar" in config.vqvae_workdir
+  config = config_lib.load_file(os.path.join(REPO, "configs", name))
+  cifar = "cifar" in config.dataset
   shape = (32, 32, 3) if cifar else (28, 28, 1)
   if config.model.name == "pixelcnn":  # the prior takes K and its sizes from the codes
     config.model.update(num_codes=512, num_classes=10, image_dims=int(np.prod(shape)))
@@ -185,30 +182,31 @@ def test_command_line_trains_and_resumes(tmp_path):
   assert "resumed from the checkpoint of step 4" in done.stdout
   assert [r["step"] for r in _rows(tmp_path, "train")] == [2, 4, 6]
   assert json.load(open(tmp_path / "config.json"))["num_train_steps"] == 6
+  assert "step 6/6  loss " in done.stdout and "test at step 6 (400 examples): loss " in done.stdout
 
 
 def test_cosine_learning_rate_decays_to_zero_over_the_run(tiny_config):
   tiny_config.learning_rate, tiny_config.num_train_steps = 1e-3, 100
-  assert trainer.learning_rate_schedule(tiny_config) == 1e-3   # the default: constant
+  assert learning_rate_schedule(tiny_config) == 1e-3   # the default: constant
   tiny_config.learning_rate_schedule = "cosine"
-  schedule = trainer.learning_rate_schedule(tiny_config)
+  schedule = learning_rate_schedule(tiny_config)
   np.testing.assert_allclose([schedule(0), schedule(50), schedule(100)], [1e-3, 5e-4, 0.0],
                              atol=1e-9)
   tiny_config.learning_rate_schedule = "linear"
-  with pytest.raises(ConfigError, match="learning_rate_schedule"):
-    trainer.learning_rate_schedule(tiny_config)
+  with pytest.raises(ConfigError, match="learning_rate_schedule='linear': must be one of"):
+    config_lib.check(tiny_config)
 
 
 def test_a_cosine_run_cannot_resume_with_another_length(tiny_config):
   saved = json.loads(tiny_config.to_json_best_effort())
   tiny_config.num_train_steps += 10
-  assert trainer.config_differences(saved, tiny_config) == []   # constant: may run longer
+  assert config_lib.differences(saved, tiny_config) == []   # constant: may run longer
   tiny_config.learning_rate_schedule = saved["learning_rate_schedule"] = "cosine"
-  assert [d.split(":")[0] for d in trainer.config_differences(saved, tiny_config)] == [
+  assert [d.split(":")[0] for d in config_lib.differences(saved, tiny_config)] == [
       "num_train_steps"]
 
 
 def test_the_vqvae_needs_a_latent_grid(tiny_config):
-  tiny_config.model.architecture = "conv_vector"
-  with pytest.raises(ConfigError, match="grid of latents"):
-    build_model(tiny_config.model, (28, 28, 1), data_variance=1.0, seed=0)
+  tiny_config.model.architecture = "conv_vector"   # a key the VQ-VAE's section does not have
+  with pytest.raises(ConfigError, match="'model.architecture' is not read by this run"):
+    config_lib.check(tiny_config)

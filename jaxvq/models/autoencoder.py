@@ -5,11 +5,25 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.models.base import ImageModel, ModelOutput, per_example_mean
-from jaxvq.nets import build_encoder_decoder
+from jaxvq.config.schema import Field
+from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq.nets import ARCHITECTURE_FIELDS, build_encoder_decoder
+from jaxvq.ops.reduce import per_example_mean
 
 
 class Autoencoder(ImageModel):
+  """x [B, H, W, C] in [0, 1] -> z [B, *latent_shape, latent_dim] -> x_hat [B, H, W, C].
+
+  With the conv nets on 28x28 images and latent_dim 4, z is [B, 7, 7, 4].
+  """
+
+  CONFIG = {
+      "name": Field("autoencoder", "the model", choices=("autoencoder",)),
+      **ARCHITECTURE_FIELDS,
+      "latent_dim": Field(16, "channels of the latent grid (conv) or the latent vector's size",
+                          minimum=1),
+  }
+  SUMMARY_METRICS = ("normalized_mse",)
 
   def __init__(self, cfg, image_shape, *, data_variance: float, dtype=jnp.float32,
                rngs: nnx.Rngs):

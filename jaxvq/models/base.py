@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 from flax import nnx, struct
 
 
@@ -19,11 +18,35 @@ class ModelOutput:
 
 
 class ImageModel(nnx.Module):
-  """Hooks of the training loop; a model overrides those it needs.
+  """The interface between a model and the training loop; a model overrides what it needs.
 
   Every model is called as `model(inputs, key, labels)` -> ModelOutput, where
   `labels` [B] int are the class labels (used by class-conditional models).
+  Its class gives its config section (`CONFIG`, the keys of `config.model`) and
+  may complete that section from the data it trains on (`configure`).
   """
+
+  CONFIG: dict = {}
+  # The metrics of its one-line console summaries, after the loss.
+  SUMMARY_METRICS: tuple = ()
+
+  @classmethod
+  def config_section(cls, model_config) -> dict:
+    """The schema of `config.model` for this model (it may depend on the config, e.g. the
+    quantizer a VQ-VAE uses)."""
+    del model_config
+    return cls.CONFIG
+
+  @classmethod
+  def configure(cls, model_config, dataset):
+    """`model_config` completed from the training data (e.g. a prior's K from its codes)."""
+    del dataset
+    return model_config
+
+  @property
+  def num_initialization_batches(self) -> int:
+    """How many first training batches `initialize_from_data` wants (0: no initialisation)."""
+    return 0
 
   def initialize_from_data(self, batches: jax.Array, key: jax.Array) -> None:
     """Called once before the first step with the first training batches [n, B, H, W, C]."""
@@ -32,11 +55,16 @@ class ImageModel(nnx.Module):
     """State updates of a training step besides the optimizer's; returns metrics."""
     return {}
 
+  def final_metrics_examples(self, num_test: int) -> int:
+    """On how many of the `num_test` test examples the final evaluation computes
+    `final_metrics` (0: none)."""
+    del num_test
+    return 0
+
+  def final_metrics(self, x: jax.Array, key: jax.Array) -> dict:
+    """Costly test metrics computed at the last step only: name -> [B]."""
+    return {}
+
   def generate(self, key: jax.Array, num: int, reference: jax.Array) -> Optional[jax.Array]:
     """`num` new images in [0, 1], or None if the model cannot generate on its own."""
     return None
-
-
-def per_example_mean(x: jax.Array) -> jax.Array:
-  """Mean over every axis but the first: [B, ...] -> [B]."""
-  return jnp.mean(x.reshape(x.shape[0], -1), axis=1)

@@ -1,4 +1,5 @@
-"""Gated PixelCNN prior over VQ-VAE code grids (van den Oord et al., 2016).
+"""Gated PixelCNN prior over VQ-VAE code grids (van den Oord et al. 2016, "Conditional Image
+Generation with PixelCNN Decoders").
 
 The grid [B, h, w] of code indices is modelled autoregressively in raster
 order: p(c) = prod_{i,j} p(c_ij | c_<ij). Code indices are embedded; a
@@ -23,8 +24,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.errors import ConfigError
+from jaxvq.config.schema import Field
+from jaxvq.errors import ConfigError, RunError
 from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq.ops.reduce import per_example_sum
 
 
 def down_shift(x: jax.Array) -> jax.Array:
@@ -42,9 +45,9 @@ class PaddedConv(nnx.Module):
 
   The kh x kw shifted views of the padded input are concatenated along the
   channels and multiplied by the kernel: the same function as
-  lax.conv_general_dilated, but on XLA's CPU backend the gradient of a conv
-  over these small grids is ~7x slower than its forward pass, while the
-  matmul's gradient costs about twice its forward pass.
+  lax.conv_general_dilated, but a matrix product's gradient is two matrix
+  products, where XLA's CPU backend computes a small convolution's gradient
+  far more slowly than its forward pass.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, padding, *,
@@ -113,7 +116,47 @@ def _gate(x):
 
 
 class PixelCNNPrior(ImageModel):
-  """p(codes | label) over [h, w] grids of K codes."""
+  """p(codes | label) over [h, w] grids of K codes: codes [B, h, w] -> logits [B, h, w, K].
+
+  Trains on a VQ-VAE run's codes (config.dataset = "codes:VQVAE_WORKDIR"); K, the
+  classes and the images' size come from them (`configure`).
+  """
+
+  CONFIG = {
+      "name": Field("pixelcnn", "the model", choices=("pixelcnn",)),
+      "channels": Field(64, "channels of each gated layer", minimum=1),
+      "num_layers": Field(8, "gated layers", minimum=1),
+      "kernel_size": Field(3, "the stacks' kernel size (odd)", minimum=1),
+      "head_channels": Field(256, "hidden channels of the output head", minimum=1),
+      "class_conditional": Field(False, "condition every gate on the class label"),
+      "num_codes": Field(0, "K, from the codes", derived=True),
+      "num_classes": Field(0, "classes of the codes' labels", derived=True),
+      "image_dims": Field(0, "pixels x channels of the images the codes stand for",
+                          derived=True),
+      "vqvae_step": Field(-1, "the VQ-VAE checkpoint step the codes were made with",
+                          derived=True),
+  }
+  SUMMARY_METRICS = ("bits_per_code",)
+
+  @classmethod
+  def configure(cls, model_config, dataset):
+    """Takes K, the classes, the image size and the VQ-VAE's step from the codes."""
+    metadata = getattr(dataset, "metadata", None)
+    if metadata is None or "num_codes" not in metadata:
+      raise ConfigError(f"a PixelCNN prior trains on a VQ-VAE's codes: set "
+                        f"--config.dataset=codes:VQVAE_WORKDIR (got {dataset.name!r})")
+    if model_config.class_conditional and not dataset.num_classes:
+      raise ConfigError(f"{metadata['dataset']} has no labels: set "
+                        f"--config.model.class_conditional=False")
+    step = metadata["step"]
+    if model_config.vqvae_step not in (-1, step):   # a saved prior's config
+      raise RunError(f"this prior was trained on the codes of the VQ-VAE's checkpoint of step "
+                     f"{model_config.vqvae_step}, but {dataset.name} now holds those of step "
+                     f"{step}: train a new prior on them (in a new --workdir)")
+    model_config = model_config.copy_and_resolve_references()
+    model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
+    model_config.image_dims, model_config.vqvae_step = dataset.image_dims, step
+    return model_config
 
   def __init__(self, cfg, grid_shape, *, data_variance: float = 1.0, dtype=jnp.float32,
                rngs: nnx.Rngs):
@@ -162,7 +205,7 @@ class PixelCNNPrior(ImageModel):
     del key
     logits = self.logits(codes, labels)
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1)[..., 0]
-    nats = jnp.sum(nll.reshape(nll.shape[0], -1), axis=1)               # [B] per grid
+    nats = per_example_sum(nll)                                          # [B] per grid
     positions = math.prod(self.grid_shape)
     return ModelOutput(
         loss=jnp.mean(nats) / positions,

@@ -1,0 +1,36 @@
+"""Data: where examples come from, and which ones each step sees.
+
+  sources.py   random access to a split's uint8 images and labels; a dataset of two splits
+  datasets.py  loading what `config.dataset` names: TFDS, the offline MNIST copies, folders, npz
+  codes.py     a VQ-VAE run's code grids on disk: the dataset of a prior
+  batches.py   the examples of each training step, a pure function of (seed, step)
+  images.py    center crop and resize
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from jaxvq.config import CODES_PREFIX
+from jaxvq.data import codes, datasets
+from jaxvq.data.codes import CodeDataset
+from jaxvq.data.sources import ArraySource, ImageDataset, Source
+
+__all__ = ["load_dataset", "ArraySource", "CodeDataset", "ImageDataset", "Source"]
+
+
+def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = None):
+  """The dataset `config.dataset` names.
+
+  Args:
+    name: mnist, fashion_mnist, binarized_mnist, cifar10 or any TFDS name, folder:PATH,
+      npz:PATH, or codes:VQVAE_WORKDIR (a VQ-VAE run's codes, encoded beforehand).
+    image_size: resize the images to this square size (0: keep the dataset's own).
+    data_dir: TFDS's data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+
+  Returns:
+    An ImageDataset (or, for codes:, a CodeDataset): `.train` and `.test` Sources
+    serving [n, H, W, C] uint8 images (codes: [n, h, w]) and [n] labels.
+  """
+  if name.startswith(CODES_PREFIX):
+    return codes.load(codes.workdir_of(name))
+  return datasets.load(name, image_size=image_size, data_dir=data_dir)

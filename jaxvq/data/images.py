@@ -1,0 +1,25 @@
+"""Bringing one image to the size a dataset serves: a center crop, then a bicubic resize."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def center_crop_resize(im, size: int) -> np.ndarray:
+  """A PIL image's largest centered square, resized to [size, size, C] uint8."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  w, h = im.size
+  s = min(w, h)
+  im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+  return np.asarray(im.resize((size, size), Image.BICUBIC), np.uint8)
+
+
+def fit_image(image: np.ndarray, shape) -> np.ndarray:
+  """One uint8 image [H, W, C] brought to `shape`."""
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape == tuple(shape):
+    return image
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+  out = center_crop_resize(mode_image, shape[0])
+  return out.reshape(shape)

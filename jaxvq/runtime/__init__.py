@@ -1,0 +1,1 @@
+"""Where a computation runs: the device mesh, several processes, XLA's compiler options, files."""

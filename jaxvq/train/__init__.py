@@ -1,0 +1,17 @@
+"""Training: one loop for every model, with exact resume, preemption and divergence guards.
+
+  experiment.py  config -> data, mesh, model, optimizer, initial state (`setup`); TrainState
+  steps.py       the compiled train, evaluation and final-evaluation steps
+  evaluate.py    test metrics over the test split; the image grids
+  loop.py        `train_and_evaluate(config, workdir)`
+  guards.py      SIGTERM, and NaN/Inf in metrics or parameters
+  workdir.py     config.json, and which config may resume in a workdir
+  checkpoint.py  Orbax checkpoints of the train state
+  metrics_writer.py  metrics.jsonl and TensorBoard event files
+  console.py     the lines printed while training
+  run.py         a trained run loaded from its workdir (`load_run`); encoding a VQ-VAE's codes
+"""
+from jaxvq.train.loop import train_and_evaluate
+from jaxvq.train.run import Run, encode_codes, load_run
+
+__all__ = ["train_and_evaluate", "load_run", "Run", "encode_codes"]
