@@ -29,4 +29,5 @@ def get_config(model: str = "vqvae"):
   config.eval_every_steps = 10
   config.checkpoint_every_steps = 10
   config.num_image_grid = 16
+  config.num_devices = 1   # tests that need the whole mesh set 0 (all devices)
   return config

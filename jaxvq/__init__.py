@@ -18,7 +18,12 @@ from jaxvq.config import get_config
 from jaxvq.data import load_dataset
 from jaxvq.errors import ConfigError, DatasetError, RunError, TrainingDiverged, UserError
 from jaxvq.models import VAE, VQVAE, Autoencoder, ModelOutput, PixelCNNPrior, build_model
-from jaxvq.ops.vq import Quantized, code_counts, lookup, nearest_code, perplexity_from_counts, quantize
+from jaxvq.ops.entropy import entropy_loss
+from jaxvq.ops.fsq import quantize as fsq_quantize
+from jaxvq.ops.lfq import quantize as lfq_quantize
+from jaxvq.ops.residual_vq import residual_quantize
+from jaxvq.ops.vq import (Quantized, code_counts, lookup, nearest_code, perplexity_from_counts,
+                          quantize, rotate_to)
 from jaxvq.sampling import sample_codes, sample_images
 from jaxvq.train import Run, encode_codes, load_run, train_and_evaluate
 
@@ -27,8 +32,9 @@ __version__ = "0.2.0"
 __all__ = [
     # configs and data
     "get_config", "load_dataset",
-    # the quantizer, as pure functions
+    # the quantizers, as pure functions (jaxvq.ops.fsq, .lfq, .residual_vq: their index maps)
     "quantize", "Quantized", "nearest_code", "lookup", "code_counts", "perplexity_from_counts",
+    "rotate_to", "entropy_loss", "fsq_quantize", "lfq_quantize", "residual_quantize",
     # models
     "build_model", "Autoencoder", "VAE", "VQVAE", "PixelCNNPrior", "ModelOutput",
     # training and trained runs

@@ -132,8 +132,9 @@ def sample_images(prior_workdir: str, num_samples: int, label=None, temperature:
                       f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq encode "
                       f"--workdir={vq_dir}` and train a new prior on those codes")
   vq_run = load_run(vq_dir, step=vq_step)
-  codes = sample_codes(prior_run.experiment, prior_run.state, jax.random.key(seed), num_samples,
-                       label, temperature)
+  # On the host between the two: the prior's and the VQ-VAE's runs may use different meshes.
+  codes = np.asarray(sample_codes(prior_run.experiment, prior_run.state, jax.random.key(seed),
+                                  num_samples, label, temperature))
   pictures = np.asarray(vq_run.jit(lambda model, codes: model.decode_from_indices(codes))(codes))
   columns = prior.num_classes if (prior.num_classes and label is None) else 0
-  return pictures, np.asarray(codes), columns
+  return pictures, codes, columns

@@ -62,8 +62,8 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
 
 
 def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
-  one, = _bench("--config=configs/tiny.py")
-  two, = _bench("--config=configs/tiny.py", "--cpu_devices=2")
+  one, = _bench("--config=configs/tiny.py", "--config.num_devices=0")
+  two, = _bench("--config=configs/tiny.py", "--config.num_devices=0", "--cpu_devices=2")
   assert one["device_count"] == 1 and two["device_count"] == 2
   # Each device's program does about half the step's work.
   assert 0.4 < two["gflop_per_step_per_device"] / one["gflop_per_step_per_device"] < 0.6

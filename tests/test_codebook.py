@@ -78,16 +78,17 @@ def test_vqvae_training_step_restarts_a_deliberately_dead_code(tiny_config, upda
   x = jax.random.uniform(jax.random.key(0), (8, 28, 28, 1))
   out = model(x, None)
   dead = int(np.setdiff1d(np.arange(16), np.asarray(out.code_indices))[0])
-  model.usage[...] = jnp.full((16,), 100.0).at[dead].set(0.0)
-  model.codebook[...] = model.codebook[...].at[dead].set(1e6)   # far from every input
+  book = model.quantizer.codebook
+  book.usage[...] = jnp.full((16,), 100.0).at[dead].set(0.0)
+  book.vectors[...] = book.vectors[...].at[dead].set(1e6)   # far from every input
   metrics = model.update_after_step(out, jax.random.key(1), jnp.int32(0))
   assert int(metrics["num_codes_restarted"]) == 1
-  latents = np.asarray(out.latents).reshape(-1, out.latents.shape[-1])
-  assert np.any(np.all(np.isclose(latents, np.asarray(model.codebook[...])[dead], atol=1e-5), axis=1))
+  latents = np.asarray(out.quantizer_output.latents).reshape(-1, 8)
+  assert np.any(np.all(np.isclose(latents, np.asarray(book.vectors[...])[dead], atol=1e-5), axis=1))
   assert dead in np.asarray(model.encode_to_indices(x))
   if update == "ema":  # the restarted code counts as one assignment of its new vector
-    assert float(model.cluster_size[...][dead]) == 1.0
-    np.testing.assert_allclose(model.embed_sum[...][dead], model.codebook[...][dead], rtol=1e-6)
+    assert float(book.cluster_size[...][dead]) == 1.0
+    np.testing.assert_allclose(book.embed_sum[...][dead], book.vectors[...][dead], rtol=1e-6)
 
 
 def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouched(tiny_config,
@@ -95,7 +96,8 @@ def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouche
   config = _vqvae_config(tiny_config, "ema")
   config.model.quantizer.restart_every_steps = 0
   exp = experiment(config)
-  assert "codebook" not in exp.initial_state.params and "codebook" in exp.initial_state.model_state
+  assert "quantizer" not in exp.initial_state.params   # the EMA codebook is no parameter
+  assert "vectors" in exp.initial_state.model_state["quantizer"]["codebook"]
   before = jax.device_get(exp.initial_state.model_state)
   # Evaluation runs the model's forward pass on a merged module: it must not write its state.
   model = exp.model(exp.initial_state)
@@ -107,8 +109,9 @@ def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouche
   state, metrics = steps.make_train_step(exp)(exp.initial_state, steps.train_batch(exp, 0))
   after = jax.device_get(state.model_state)
   assert "num_codes_restarted" not in metrics
-  for name in ("codebook", "cluster_size", "embed_sum"):
-    assert not np.allclose(before[name][...], after[name][...]), name
+  for name in ("vectors", "cluster_size", "embed_sum"):
+    assert not np.allclose(before["quantizer"]["codebook"][name][...],
+                           after["quantizer"]["codebook"][name][...]), name
 
 
 def test_kmeans_initialisation_leaves_ema_state_consistent_with_the_codebook(tiny_config,
@@ -117,10 +120,11 @@ def test_kmeans_initialisation_leaves_ema_state_consistent_with_the_codebook(tin
   config.model.quantizer.kmeans_init_batches = 2
   exp = experiment(config)
   state = steps.initialize_from_data(exp, exp.initial_state)
-  ms = jax.device_get(state.model_state)
-  assert not np.allclose(ms["codebook"][...], jax.device_get(exp.initial_state.model_state)["codebook"][...])
+  ms = jax.device_get(state.model_state)["quantizer"]["codebook"]
+  initial = jax.device_get(exp.initial_state.model_state)["quantizer"]["codebook"]
+  assert not np.allclose(ms["vectors"][...], initial["vectors"][...])
   np.testing.assert_allclose(codebook.ema_codebook(ms["cluster_size"][...], ms["embed_sum"][...], 1e-5),
-                             ms["codebook"][...], rtol=1e-3, atol=1e-4)
+                             ms["vectors"][...], rtol=1e-3, atol=1e-4)
   np.testing.assert_allclose(np.sum(np.maximum(ms["cluster_size"][...], 1)), 16 * 49, rtol=0.5)
 
 
@@ -130,8 +134,9 @@ def test_cosine_and_low_dimensional_codebooks(tiny_config, option):
   model = build_model(tiny_config.model, (28, 28, 1), data_variance=0.1, seed=0)
   x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
   out = model(x, None)
+  latents = np.asarray(out.quantizer_output.latents)
   if option == "cosine_codebook":
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(out.latents), axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(latents, axis=-1), 1.0, rtol=1e-5)
   else:
-    assert out.latents.shape == (2, 7, 7, 3) and model.codebook[...].shape == (16, 3)
+    assert latents.shape == (2, 7, 7, 3) and model.quantizer.codebook.vectors[...].shape == (16, 3)
   np.testing.assert_allclose(model.decode_from_indices(out.code_indices), out.reconstruction, atol=1e-5)

@@ -13,7 +13,7 @@ from jaxvq.train.metrics_writer import read_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = {"num_train_steps": 6, "log_every_steps": 2, "eval_every_steps": 6,
-       "checkpoint_every_steps": 3, "batch_size": 16, "num_eval_examples": 64}
+       "checkpoint_every_steps": 3, "batch_size": 16, "num_eval_examples": 64, "num_devices": 0}
 
 
 def _free_port() -> int:

@@ -183,7 +183,8 @@ def test_verbose_shows_the_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("overrides,error,message", [
-    ({"batch_size": 12}, errors.ConfigError, "does not divide evenly over 8 devices"),
+    ({"batch_size": 12, "num_devices": 0}, errors.ConfigError,
+     "does not divide evenly over 8 devices"),
     ({"model.quantizer.num_codes": 1}, errors.ConfigError, r"num_codes=1: must be >= 2"),
     ({"model.embedding_dim": 0}, errors.ConfigError, r"embedding_dim=0: must be >= 1"),
     ({"dataset": "npz:{tmp}/30x30.npz"}, errors.ConfigError, "multiples of 4; got 30x30"),

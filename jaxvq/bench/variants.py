@@ -1,5 +1,8 @@
-"""One VQ-VAE config trained in several codebook variants from scratch, side by side.
+"""Several VQ-VAE configs trained from scratch for the same steps, side by side: the codebook
+variants of one config, or any configs (the quantizers), each optionally with a PixelCNN prior
+trained on its codes.
 
+The codebook variants of a config:
   gradient            codebook learned by gradient of the codebook loss
   ema                 EMA codebook
   ema_kmeans_restart  EMA codebook, k-means initialisation, dead-code restarts
@@ -7,57 +10,84 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
 import ml_collections
 
+from jaxvq.config import CODES_PREFIX
 from jaxvq.errors import RunError
 from jaxvq.train import train_and_evaluate
 
 
-def variants(quantizer_config) -> dict:
-  """name -> the config.model.quantizer keys that make the variant."""
-  kmeans = quantizer_config.kmeans_init_batches or 10
-  restart = quantizer_config.restart_every_steps or 100
-  return {
+def codebook_variants(base: ml_collections.ConfigDict) -> dict:
+  """name -> `base` with the codebook updated that way (its quantizer must be vq)."""
+  q = base.model.quantizer
+  kmeans, restart = q.kmeans_init_batches or 10, q.restart_every_steps or 100
+  overrides = {
       "gradient": dict(codebook_update="gradient", kmeans_init_batches=0, restart_every_steps=0),
       "ema": dict(codebook_update="ema", kmeans_init_batches=0, restart_every_steps=0),
       "ema_kmeans_restart": dict(codebook_update="ema", kmeans_init_batches=kmeans,
                                  restart_every_steps=restart),
   }
+  variants = {}
+  for name, keys in overrides.items():
+    config = base.copy_and_resolve_references()
+    config.model.quantizer.update(keys)
+    variants[name] = config
+  return variants
 
 
-def train_variants(base: ml_collections.ConfigDict, workdir: str, steps: int = 0) -> dict:
-  """Trains each variant of `base` in WORKDIR/<variant> for `steps` steps (0: the config's);
-  returns name -> final test metrics and wall seconds (also in WORKDIR/results.json)."""
+def bits_per_position(config: ml_collections.ConfigDict) -> float:
+  """log2 of the codes one latent position can take: log2 K, times Q for residual VQ."""
+  q = config.model.quantizer
+  if q.name == "fsq":
+    return sum(math.log2(level) for level in q.levels)
+  if q.name == "lfq":
+    return float(q.dim)
+  return math.log2(q.num_codes) * (q.depth if q.name == "residual_vq" else 1)
+
+
+def train_variants(variants: dict, workdir: str, steps: int = 0, prior=None,
+                   prior_steps: int = 0) -> dict:
+  """Trains each config of `variants` (name -> config) in WORKDIR/<name> for `steps` steps
+  (0: its own), then, with `prior` (a PixelCNN config), a prior on the codes of each
+  single-grid one in WORKDIR/<name>_prior; returns name -> final test metrics, bits per
+  position, wall seconds and the prior's bits per code (also in WORKDIR/results.json)."""
   if os.path.exists(workdir):
     raise RunError(f"{workdir} exists: the comparison trains from scratch, give it a new "
                    f"--workdir")
-  base = base.copy_and_resolve_references()
-  if steps:
-    base.num_train_steps = steps
-  base.eval_every_steps = base.checkpoint_every_steps = base.num_train_steps
   results = {}
-  for name, overrides in variants(base.model.quantizer).items():
-    config = base.copy_and_resolve_references()
-    config.model.quantizer.update(overrides)
+  for name, config in variants.items():
+    config = config.copy_and_resolve_references()
+    if steps:
+      config.num_train_steps = steps
+    config.eval_every_steps = config.checkpoint_every_steps = config.num_train_steps
+    run_dir = os.path.join(workdir, name)
     start = time.perf_counter()
-    metrics = train_and_evaluate(config, os.path.join(workdir, name))
-    results[name] = dict(metrics, wall_seconds=time.perf_counter() - start)
+    metrics = train_and_evaluate(config, run_dir)
+    results[name] = dict(metrics, wall_seconds=time.perf_counter() - start,
+                         bits_per_position=bits_per_position(config))
+    if prior is not None and config.model.quantizer.name != "residual_vq":
+      prior_config = prior.copy_and_resolve_references()
+      prior_config.dataset = CODES_PREFIX + run_dir
+      if prior_steps:
+        prior_config.num_train_steps = prior_steps
+      prior_metrics = train_and_evaluate(prior_config, os.path.join(workdir, f"{name}_prior"))
+      results[name]["prior_bits_per_code"] = prior_metrics["bits_per_code"]
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   return results
 
 
-def table(base: ml_collections.ConfigDict, results: dict, steps: int = 0) -> str:
-  """The results as a Markdown table, under a line naming the setting."""
-  lines = [f"{base.dataset}, K={base.model.quantizer.num_codes}, "
-           f"{steps or base.num_train_steps} steps "
-           f"at batch {base.batch_size}", "",
-           "| variant | test normalized MSE | perplexity | codebook usage | wall time |",
-           "|---|---|---|---|---|"]
+def table(results: dict) -> str:
+  """The results as a Markdown table."""
+  lines = ["| variant | bits per position | test normalized MSE | codebook usage | perplexity | "
+           "prior bits per code | wall time |", "|---|---|---|---|---|---|---|"]
   for name, r in results.items():
-    lines.append(f"| {name} | {r['normalized_mse']:.4f} | {r['perplexity']:.1f} | "
-                 f"{100 * r['codebook_usage']:.1f}% | {r['wall_seconds']:.0f} s |")
+    prior = f"{r['prior_bits_per_code']:.2f}" if "prior_bits_per_code" in r else "-"
+    lines.append(f"| {name} | {r['bits_per_position']:.1f} | {r['normalized_mse']:.4f} | "
+                 f"{100 * r['codebook_usage']:.1f}% | {r['perplexity']:.1f} | {prior} | "
+                 f"{r['wall_seconds']:.0f} s |")
   return "\n".join(lines)

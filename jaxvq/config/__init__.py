@@ -22,11 +22,13 @@ from jaxvq.errors import ConfigError
 CODES_PREFIX = "codes:"
 
 
-def get_config(model: str = "vqvae") -> ml_collections.ConfigDict:
+def get_config(model: str = "vqvae", **variant) -> ml_collections.ConfigDict:
   """The default config of a run of `model`.
 
   Args:
     model: autoencoder, vae, vqvae or pixelcnn.
+    **variant: the model's form, e.g. quantizer="fsq" (vq, fsq, lfq, residual_vq) for the
+      VQ-VAE.
 
   Returns:
     A ConfigDict: the shared keys (jaxvq/config/base.py) and, in `config.model`, the
@@ -34,7 +36,7 @@ def get_config(model: str = "vqvae") -> ml_collections.ConfigDict:
   """
   from jaxvq import models  # pylint: disable=g-import-not-at-top  (models import the schema)
   config = schema.defaults(SHARED)
-  config.model = models.default_config(model)
+  config.model = models.default_config(model, **variant)
   return config
 
 

@@ -2,7 +2,7 @@
 
   autoencoder.py  encoder -> z -> decoder, mean squared error
   vae.py          Gaussian posterior, N(0, I) prior, -ELBO; importance-weighted test NLL
-  vqvae.py        nearest-code quantization, straight-through gradient, codebook health
+  vqvae.py        encoder, quantizer (quantizers/: vq, fsq, lfq, residual_vq), decoder
   pixelcnn.py     gated PixelCNN prior over a VQ-VAE's code grids, and its samplers
   base.py         ModelOutput and the interface the training loop calls
 """
@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from jaxvq.config import schema
 from jaxvq.errors import ConfigError
 from jaxvq.models.autoencoder import Autoencoder
 from jaxvq.models.base import ImageModel, ModelOutput
@@ -33,9 +32,10 @@ def model_class(name: str) -> type:
   return MODELS[name]
 
 
-def default_config(name: str) -> ml_collections.ConfigDict:
-  """The config section of model `name` (`config.model`) with its defaults."""
-  return schema.defaults(model_class(name).CONFIG)
+def default_config(name: str, **variant) -> ml_collections.ConfigDict:
+  """The config section of model `name` (`config.model`) with its defaults; `variant` picks
+  among its forms, e.g. quantizer="fsq" for the VQ-VAE."""
+  return model_class(name).default_config(**variant)
 
 
 def build_model(model_config, image_shape, *, data_variance: float, seed: int,

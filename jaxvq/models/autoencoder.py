@@ -35,8 +35,9 @@ class Autoencoder(ImageModel):
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z) + 0.5
 
-  def __call__(self, x: jax.Array, key: jax.Array, labels=None) -> ModelOutput:
-    del key, labels  # the autoencoder is deterministic
+  def __call__(self, x: jax.Array, key: jax.Array, labels=None,
+               training: bool = False) -> ModelOutput:
+    del key, labels, training  # the autoencoder is deterministic
     x_hat = self.decode(self.encoder(x))
     mse = per_example_mean((x_hat - x) ** 2)
     return ModelOutput(

@@ -145,6 +145,11 @@ class PixelCNNPrior(ImageModel):
     if metadata is None or "num_codes" not in metadata:
       raise ConfigError(f"a PixelCNN prior trains on a VQ-VAE's codes: set "
                         f"--config.dataset=codes:VQVAE_WORKDIR (got {dataset.name!r})")
+    if len(metadata["grid_shape"]) != 2:
+      raise ConfigError(
+          f"the codes of {dataset.name} are residual ([h, w, Q] = {metadata['grid_shape']}); the "
+          f"PixelCNN prior models one grid of codes: train it on a VQ-VAE whose quantizer is vq, "
+          f"fsq or lfq (a prior over the residual depth is not built yet)")
     if model_config.class_conditional and not dataset.num_classes:
       raise ConfigError(f"{metadata['dataset']} has no labels: set "
                         f"--config.model.class_conditional=False")
@@ -201,8 +206,9 @@ class PixelCNNPrior(ImageModel):
       return None
     return jnp.zeros((batch,), jnp.int32) if labels is None else labels
 
-  def __call__(self, codes: jax.Array, key: jax.Array, labels=None) -> ModelOutput:
-    del key
+  def __call__(self, codes: jax.Array, key: jax.Array, labels=None,
+               training: bool = False) -> ModelOutput:
+    del key, training
     logits = self.logits(codes, labels)
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1)[..., 0]
     nats = per_example_sum(nll)                                          # [B] per grid

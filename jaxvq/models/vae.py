@@ -80,8 +80,9 @@ class VAE(ImageModel):
   def bits_per_dim(self, nats: jax.Array) -> jax.Array:
     return likelihoods.nats_to_bits_per_dim(nats, self.num_dims)
 
-  def __call__(self, x: jax.Array, key: jax.Array, labels=None) -> ModelOutput:
-    del labels  # unconditional
+  def __call__(self, x: jax.Array, key: jax.Array, labels=None,
+               training: bool = False) -> ModelOutput:
+    del labels, training  # unconditional; the same in training and evaluation
     mean, logvar = self.posterior(x)
     z = likelihoods.reparameterize(key, mean, logvar)
     decoded = self.decoder(z)

@@ -17,16 +17,21 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxvq.ops.entropy import entropy_loss
+
 
 @struct.dataclass
 class Quantized:
   """Everything `quantize` computes, for the model and for the user."""
-  quantized: jax.Array        # [..., D] value z_q, gradient identity to z_e
+  quantized: jax.Array        # [..., D] value z_q, gradient to z_e (identity, or the rotation)
   indices: jax.Array          # [...] int32, the chosen codes
   codebook_loss: jax.Array    # mean (z_q - sg(z_e))^2: moves the codebook
   commitment_loss: jax.Array  # mean (z_e - sg(z_q))^2: moves the encoder
   loss: jax.Array             # codebook_cost * codebook + commitment_cost * commitment
+                              #   (+ entropy_loss_weight * entropy_loss)
   perplexity: jax.Array       # exp(entropy of code usage over the batch)
+  usage: jax.Array = None     # fraction of the K codes the batch uses
+  entropy_loss: jax.Array = None  # jaxvq/ops/entropy.py over the codes' softmax(-d^2 / T)
 
 
 def squared_distances(flat_inputs: jax.Array, codebook: jax.Array) -> jax.Array:
@@ -92,32 +97,98 @@ def usage_from_counts(counts: jax.Array) -> jax.Array:
 
 def quantize(inputs: jax.Array, codebook: jax.Array, *,
              commitment_cost: float = 0.25,
-             codebook_cost: float = 1.0) -> Quantized:
-  """Nearest-code quantization with the straight-through estimator.
+             codebook_cost: float = 1.0,
+             rotation_trick: bool = False,
+             entropy_loss_weight: float = 0.0,
+             entropy_temperature: float = 0.01,
+             diversity_weight: float = 1.0) -> Quantized:
+  """Nearest-code quantization with the straight-through estimator (or the rotation trick).
 
   loss = alpha * ||z_q - sg(z_e)||^2 + beta * ||z_e - sg(z_q)||^2 (means over every
-  element), and the decoder reads z_e + sg(z_q - z_e).
+  element), and the decoder reads z_e + sg(z_q - z_e). With `rotation_trick` it reads
+  `rotate_to(z_e, z_q)` instead: the same values, the decoder's gradient rotated onto z_e
+  (Fifty et al. 2024). With `entropy_loss_weight` > 0 the loss adds that weight times the
+  entropy loss of the soft assignments softmax(-||z_e - c_k||^2 / entropy_temperature)
+  (MaskGIT's; jaxvq/ops/entropy.py), which spreads the inputs over the codebook.
 
   Args:
     inputs: encoder outputs z_e, [..., D] (e.g. [16, 8, 8, 64]).
     codebook: the K codes, [K, D] (e.g. [512, 64]).
     commitment_cost: beta, the weight of the commitment loss.
     codebook_cost: alpha, the weight of the codebook loss.
+    rotation_trick: carry the gradient through the rotation, not the identity.
+    entropy_loss_weight: the entropy loss's weight (0: none).
+    entropy_temperature: its softmax temperature.
+    diversity_weight: gamma, the weight of its batch-entropy term.
 
   Returns:
     A `Quantized`: `quantized` [..., D] (e.g. [16, 8, 8, 64]), `indices` [...] int32
-    (e.g. [16, 8, 8]), the two losses, their weighted sum and the batch's perplexity.
+    (e.g. [16, 8, 8]), the losses, their weighted sum, and the batch's perplexity and
+    code usage.
   """
   num_codes = codebook.shape[0]
-  indices = nearest_code(inputs, codebook)                 # [...]
-  z_q = lookup(indices, codebook).astype(inputs.dtype)     # [..., D]
+  flat = inputs.reshape(-1, inputs.shape[-1])                        # [N, D]
+  distances = squared_distances(flat, codebook)                      # [N, K]
+  indices = first_argmin(distances).reshape(inputs.shape[:-1])      # [...]
+  z_q = lookup(indices, codebook).astype(inputs.dtype)               # [..., D]
   codebook_loss = jnp.mean((z_q - jax.lax.stop_gradient(inputs)) ** 2)
   commitment_loss = jnp.mean((inputs - jax.lax.stop_gradient(z_q)) ** 2)
+  loss = codebook_cost * codebook_loss + commitment_cost * commitment_loss
+  entropy = None
+  if entropy_loss_weight:
+    entropy = entropy_loss(-distances, entropy_temperature, diversity_weight)
+    loss = loss + entropy_loss_weight * entropy
+  if rotation_trick:
+    quantized = rotate_to(inputs, z_q)
+  else:
+    quantized = inputs + jax.lax.stop_gradient(z_q - inputs)
+  counts = code_counts(indices, num_codes)
   return Quantized(
-      quantized=inputs + jax.lax.stop_gradient(z_q - inputs),
+      quantized=quantized,
       indices=indices,
       codebook_loss=codebook_loss,
       commitment_loss=commitment_loss,
-      loss=codebook_cost * codebook_loss + commitment_cost * commitment_loss,
-      perplexity=perplexity_from_counts(code_counts(indices, num_codes)),
+      loss=loss,
+      perplexity=perplexity_from_counts(counts),
+      usage=usage_from_counts(counts),
+      entropy_loss=entropy,
   )
+
+
+def _l2_normalize(x: jax.Array) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-24))
+
+
+def rotate_to(inputs: jax.Array, targets: jax.Array) -> jax.Array:
+  """The rotation trick (Fifty et al. 2024, "Restructuring Vector Quantization with the
+  Rotation Trick", eq. 4 and section 4.2): targets' values, with the gradient carried to
+  `inputs` through the rotation and rescaling that map each input onto its target.
+
+  For e = inputs[n] and q = targets[n], with R the rotation taking e/|e| to q/|q| in the
+  plane they span and lambda = |q| / |e|, both held constant (stop_gradient):
+
+    out = lambda R e,   R e = e - 2 (e.w) w + 2 (e.u) q/|q|,
+    u = e/|e|,   w = (u + q/|q|) / |u + q/|q||
+
+  so out == q (up to rounding), and d out / d e = lambda R: the decoder's gradient is
+  rotated and scaled on its way to the encoder, where the straight-through estimator
+  copies it unchanged.
+
+  Args:
+    inputs: z_e, [..., d].
+    targets: z_q, [..., d] (no gradient flows to them).
+
+  Returns:
+    [..., d], the values of `targets`.
+  """
+  e = inputs.astype(jnp.float32)
+  q = jax.lax.stop_gradient(targets.astype(jnp.float32))
+  norm_e = jnp.sqrt(jnp.sum(e * e, axis=-1, keepdims=True))
+  norm_q = jnp.sqrt(jnp.sum(q * q, axis=-1, keepdims=True))
+  u = jax.lax.stop_gradient(_l2_normalize(e))
+  q_hat = _l2_normalize(q)
+  w = jax.lax.stop_gradient(_l2_normalize(u + q_hat))
+  rotated = (e - 2.0 * jnp.sum(e * w, axis=-1, keepdims=True) * w
+             + 2.0 * jnp.sum(e * u, axis=-1, keepdims=True) * q_hat)
+  scale = jax.lax.stop_gradient(norm_q / jnp.maximum(norm_e, 1e-12))
+  return (rotated * scale).astype(inputs.dtype)

@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from typing import Callable
+
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxvq.errors import RunError
@@ -31,6 +34,11 @@ def latest_step(directory: str) -> Optional[int]:
   return steps[-1] if steps else None
 
 
+def _names(path) -> tuple:
+  """A pytree key path as plain names: ('params', 'encoder', 'conv', 'kernel', 'value')."""
+  return tuple(str(getattr(k, "name", getattr(k, "key", getattr(k, "idx", k)))) for k in path)
+
+
 class Checkpointer:
   """Saves and restores a train-state pytree under `directory`/<step>.
 
@@ -54,8 +62,13 @@ class Checkpointer:
   def save(self, step: int, state) -> None:
     self.manager.save(step, args=ocp.args.StandardSave(state))
 
-  def restore(self, step: int, like):
-    """The state saved at `step`, with the structure, dtypes and shardings of `like`."""
+  def restore(self, step: int, like, legacy_path: Callable | None = None):
+    """The state saved at `step`, with the structure, dtypes and shardings of `like`.
+
+    A checkpoint an earlier jaxvq wrote with its variables elsewhere in the tree is
+    read through `legacy_path`, which maps each saved leaf's path (a tuple of names) to
+    where `like` has it.
+    """
     steps = self.manager.all_steps()
     if step not in steps:
       raise RunError(f"{self.directory} holds no complete checkpoint of step {step} (it holds "
@@ -64,10 +77,31 @@ class Checkpointer:
     try:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except (ValueError, KeyError, TypeError) as e:
+      restored = self._restore_moved(step, like, legacy_path) if legacy_path else None
+      if restored is not None:
+        return restored
       reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise RunError(f"the checkpoint of step {step} in {self.directory} does not fit this model "
                      f"({reason[:200]}): it was written by another architecture or jaxvq version; "
                      f"train in a new --workdir, or delete {self.directory} to start over") from e
+
+  def _restore_moved(self, step: int, like, legacy_path: Callable):
+    """The saved tree read as it is, each leaf moved by `legacy_path`; None if that does not
+    give `like`'s leaves, shapes and dtypes exactly."""
+    try:
+      saved = self.manager.restore(step, args=ocp.args.StandardRestore())
+    except (ValueError, KeyError, TypeError):
+      return None
+    moved = {legacy_path(_names(path)): leaf
+             for path, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    wanted, treedef = jax.tree_util.tree_flatten_with_path(like)
+    leaves = []
+    for path, target in wanted:
+      leaf = moved.pop(_names(path), None)
+      if leaf is None or np.shape(leaf) != target.shape or np.dtype(leaf.dtype) != target.dtype:
+        return None
+      leaves.append(jax.device_put(leaf, target.sharding))
+    return None if moved else jax.tree_util.tree_unflatten(treedef, leaves)
 
   def wait(self) -> None:
     """Returns when the checkpoints being written are complete."""

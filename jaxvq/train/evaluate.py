@@ -46,8 +46,8 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, final_metrics_step=N
       first = (x[:real], None if recon is None else recon[:real])
     if indices[0] < final_limit:
       final_mask = mask * (indices < final_limit)
-      final_sums = final_metrics_step(state, batch, sharding.shard_batch(final_mask[rows], exp.mesh),
-                                      indices_on_devices)
+      final_sums = final_metrics_step(
+          state, batch, sharding.shard_batch(final_mask[rows], exp.mesh), indices_on_devices)
       final_totals = final_sums if final_totals is None else jax.tree.map(
           jnp.add, final_totals, final_sums)
       final_count += final_mask.sum()
@@ -55,9 +55,12 @@ def evaluate(exp: Experiment, state: TrainState, eval_step, final_metrics_step=N
   count = totals.pop("count")
   code_counts = totals.pop("code_counts", None)
   metrics = {k: v / count for k, v in totals.items()}
-  if code_counts is not None:
-    metrics["perplexity"] = vq.perplexity_from_counts(code_counts)
-    metrics["codebook_usage"] = vq.usage_from_counts(code_counts)
+  if code_counts is not None:   # [S, K]: one row, or one per residual stage
+    perplexity = [float(vq.perplexity_from_counts(c)) for c in code_counts]
+    usage = [float(vq.usage_from_counts(c)) for c in code_counts]
+    metrics["perplexity"], metrics["codebook_usage"] = np.mean(perplexity), np.mean(usage)
+    if len(code_counts) > 1:
+      metrics.update({f"codebook_usage_stage{q + 1}": u for q, u in enumerate(usage)})
   if final_totals is not None:
     metrics.update({k: float(v) / final_count for k, v in jax.device_get(final_totals).items()})
   return {k: float(v) for k, v in metrics.items()}, first, code_counts
@@ -71,9 +74,10 @@ def write_images(exp: Experiment, state: TrainState, step: int, workdir: str, fi
   (and gives them to TensorBoard).
   """
   writes = distributed.is_main_process()
-  if code_counts is not None and writes:
+  if code_counts is not None and writes:   # the stages of a residual VQ side by side
     figures.save_usage_histogram(os.path.join(workdir, "images", f"code_usage_{step:06d}.png"),
-                                 code_counts, title=f"code usage on the test set, step {step}")
+                                 np.reshape(code_counts, -1),
+                                 title=f"code usage on the test set, step {step}")
   n = exp.config.num_image_grid
   if first[1] is None:  # a prior: its samples come from `jaxvq sample`
     return

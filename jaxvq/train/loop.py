@@ -65,7 +65,7 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
   writer = MetricsWriter(workdir)
   latest = checkpointer.latest_step()
   if latest is not None:
-    state = checkpointer.restore(latest, state)
+    state = checkpointer.restore(latest, state, model_class(config.model.name).legacy_state_path)
   else:
     state = steps.initialize_from_data(exp, state)
   writer.truncate_after(latest or 0)  # rows logged after the checkpoint are logged again
@@ -122,5 +122,6 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
     writer.close()
   if not test_metrics:  # the run was already complete: its last evaluation
     tests = [r for r in writer.read() if r["split"] == "test"]
-    test_metrics = {k: v for k, v in tests[-1].items() if k not in ("step", "split")} if tests else {}
+    test_metrics = ({k: v for k, v in tests[-1].items() if k not in ("step", "split")}
+                    if tests else {})
   return test_metrics

@@ -10,6 +10,7 @@ import ml_collections
 from jaxvq.config import CODES_PREFIX
 from jaxvq.data import codes, load_dataset
 from jaxvq.errors import RunError
+from jaxvq.models import model_class
 from jaxvq.train import checkpoint
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.experiment import Experiment, TrainState, setup
@@ -75,7 +76,8 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
     raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
   exp = setup(config, load_data(config))
   checkpointer = Checkpointer(directory, read_only=True)
-  state = checkpointer.restore(step, exp.initial_state)
+  state = checkpointer.restore(step, exp.initial_state,
+                               model_class(config.model.name).legacy_state_path)
   checkpointer.close()
   return Run(workdir, exp, state)
 

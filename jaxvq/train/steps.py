@@ -14,7 +14,6 @@ import optax
 from flax import nnx
 
 from jaxvq.data import batches
-from jaxvq.ops import vq
 from jaxvq.runtime import distributed, sharding, xla_options
 from jaxvq.train.experiment import EVAL_KEY_TAG, INIT_KEY_TAG, Experiment, TrainState
 
@@ -40,7 +39,8 @@ def make_train_step(exp: Experiment, compiler_options: dict | None = None):
     x = exp.dataset.preprocess(inputs, data_key)
 
     def loss_fn(params):
-      out = nnx.merge(exp.graphdef, params, state.model_state)(x, model_key, labels)
+      out = nnx.merge(exp.graphdef, params, state.model_state)(x, model_key, labels,
+                                                               training=True)
       return out.loss, out
 
     (_, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -101,7 +101,7 @@ def make_eval_step(exp: Experiment):
     sums = {k: jnp.sum(v * mask) for k, v in out.per_example.items()}
     sums["count"] = jnp.sum(mask)
     if out.code_indices is not None:
-      sums["code_counts"] = vq.code_counts(out.code_indices, model.num_codes, mask)
+      sums["code_counts"] = model.code_counts(out.code_indices, mask)             # [S, K]
     return sums, x, out.reconstruction
 
   return xla_options.jit(eval_step, exp.mesh)
