@@ -2,8 +2,9 @@
 
   jaxvq compare --config=configs/vqvae_fashion_mnist.py --workdir=workdirs/compare
       the config's three codebook variants (gradient, ema, ema_kmeans_restart)
-  jaxvq compare --configs=configs/vqvae_fashion_mnist.py,configs/vqvae_fsq_fashion_mnist.py \\
-      --workdir=workdirs/quantizers [--prior=configs/pixelcnn_fashion_mnist.py]
+  jaxvq compare --configs=configs/vqvae_fashion_mnist.py \\
+      --configs=configs/vqvae_fsq_fashion_mnist.py --workdir=workdirs/quantizers \\
+      [--prior=configs/pixelcnn_fashion_mnist.py]
       several configs (FILE.py or FILE.py:ARG), each named by its file and argument; with
       --prior, a prior on each single-grid variant's codes too (its bits per code)
 
@@ -27,7 +28,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", 0, "Training steps per variant (0: each config's own).")
   config_flags.DEFINE_config_file("config", None, "A VQ-VAE config: its codebook variants.",
                                   lock_config=False)
-  flags.DEFINE_list("configs", [], "VQ-VAE config files (FILE.py or FILE.py:ARG) to compare.")
+  flags.DEFINE_multi_string("configs", [], "A VQ-VAE config file (FILE.py or FILE.py:ARG) to "
+                            "compare; repeat the flag for each.")
   flags.DEFINE_string("prior", "", "A PixelCNN config trained on each variant's codes.")
   flags.DEFINE_integer("prior_steps", 0, "Its training steps (0: its own).")
   flags.mark_flags_as_required(["workdir"])
@@ -47,7 +49,8 @@ def main(argv):
   elif FLAGS.config is not None and not FLAGS.configs:
     runs = variants.codebook_variants(FLAGS.config)
   else:
-    raise ConfigError("give --config=FILE (its codebook variants) or --configs=FILE,FILE,...")
+    raise ConfigError("give --config=FILE (its codebook variants) or --configs=FILE for each "
+                      "config to compare")
   prior = config_lib.load_file(FLAGS.prior) if FLAGS.prior else None
   results = variants.train_variants(runs, FLAGS.workdir, FLAGS.steps, prior, FLAGS.prior_steps)
   print("\n" + variants.table(results))
