@@ -194,7 +194,8 @@ def test_verbose_shows_the_traceback(tmp_path):
 ])
 def test_bad_configs_are_user_errors_that_write_nothing(tiny_config, tmp_path, overrides, error,
                                                         message):
-  np.savez(tmp_path / "30x30.npz", images=np.zeros((40, 30, 30), np.uint8))
+  np.savez(tmp_path / "30x30.npz",
+           images=np.random.default_rng(0).integers(0, 256, (40, 30, 30), np.uint8))
   tiny_config.batch_size = 16
   for key, value in overrides.items():
     *parents, leaf = key.split(".")

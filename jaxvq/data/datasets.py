@@ -10,10 +10,16 @@ saying how to get it.
   folder:/path/to/images        your images, center-cropped and resized to image_size
   npz:/path/file.npz            arrays x_train/x_test (or train/test, or images)
   codes:/path/to/vqvae_workdir  a VQ-VAE run's code grids (jaxvq/data/codes.py), for a prior
+
+What cannot be images is refused when loaded, before a run touches its
+workdir (see `_as_uint8_nhwc` and `_check_splits`): arrays of another shape
+than [N, H, W] or [N, H, W, C] with C 1 or 3, channel-first arrays, integers
+outside 0..255, floats outside [0, 1] and [0, 255] or not finite, a training
+split whose pixels are all equal, empty splits, and train and test splits
+whose images differ in shape.
 """
 from __future__ import annotations
 
-import glob
 import gzip
 import os
 import pickle
@@ -35,10 +41,18 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 
 def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> ImageDataset:
-  """The dataset that `config.dataset` names; `image_size` 0 keeps the native size."""
+  """The dataset that `config.dataset` names; `image_size` 0 keeps the native size.
+
+  Raises DatasetError, in one line naming the array or folder and the problem, for data
+  that cannot be found or cannot be images (see the module docstring).
+  """
+  if image_size < 0:
+    raise DatasetError(f"image_size must be a positive size, or 0 to keep the dataset's own; "
+                       f"got {image_size}")
   if name.startswith("folder:"):
-    if not image_size:
-      raise DatasetError("a folder: dataset needs a size: add --config.image_size=64 (or 28, 32, ...)")
+    if image_size <= 0:
+      raise DatasetError("a folder: dataset needs a positive image size: add "
+                         "--config.image_size=64 (or 28, 32, ...)")
     return _folder(name[len("folder:"):], image_size)
   if name.startswith("npz:"):
     return _npz(name[len("npz:"):], image_size)
@@ -63,6 +77,7 @@ def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> I
                            num_classes=10)
   dataset.name = name
   dataset.binarize = binarize
+  _check_splits(name, dataset.train.image_shape, dataset.test.image_shape, len(dataset.test))
   return dataset
 
 
@@ -141,33 +156,50 @@ def _local_fashion_mnist():
 def _npz(path: str, image_size: int) -> ImageDataset:
   if not os.path.exists(path):
     raise DatasetError(f"npz file {path!r} does not exist")
+  if os.path.isdir(path):
+    raise DatasetError(f"{path!r} is a directory: npz: takes one .npz file (folder:PATH reads "
+                       f"a folder of images)")
   try:
-    with np.load(path, allow_pickle=False) as f:
-      arrays = dict(f)
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+      with loaded as f:
+        arrays = dict(f)
   except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise DatasetError(f"{path!r} is not a readable .npz file: write one with numpy.savez "
-                       f"(arrays x_train and x_test, or images)") from e
+    raise DatasetError(f"{path!r} is not a readable .npz file ({' '.join(str(e).split())}): "
+                       f"write one with numpy.savez (arrays x_train and x_test, or images)") from e
+  if not isinstance(loaded, np.lib.npyio.NpzFile):
+    raise DatasetError(f"{path!r} is a .npy file (one array), not an .npz: write the splits "
+                       f"with numpy.savez(\"data.npz\", x_train=..., x_test=...), or "
+                       f"numpy.savez(\"data.npz\", images=numpy.load({path!r})) to hold "
+                       f"out 10% as the test split")
   for train_key, test_key in (("x_train", "x_test"), ("train", "test")):
     if train_key in arrays and test_key in arrays:
-      train, test = arrays[train_key], arrays[test_key]
+      train = _as_uint8_nhwc(arrays[train_key], f"array {train_key!r} in {path}")
+      test = _as_uint8_nhwc(arrays[test_key], f"array {test_key!r} in {path}")
+      _check_varies(train, f"array {train_key!r} in {path}")
+      _check_splits(f"arrays {train_key!r} and {test_key!r} in {path}", train.shape[1:],
+                    test.shape[1:], len(test), resized=bool(image_size))
       break
   else:
     if "images" not in arrays:
       raise DatasetError(f"{path!r} needs arrays x_train and x_test, train and test, or images; "
                          f"it has {sorted(arrays)}")
-    train, test = _holdout(arrays["images"])
-  return ImageDataset(f"npz:{path}", _resized(ArraySource(_as_uint8_nhwc(train)), image_size),
-                      _resized(ArraySource(_as_uint8_nhwc(test)), image_size))
+    images = _as_uint8_nhwc(arrays["images"], f"array 'images' in {path}")
+    if len(images) < 2:
+      raise DatasetError(f"array 'images' in {path} holds {len(images)} image(s); it needs at "
+                         f"least 2 (10% of them, at least one, are held out as the test split)")
+    train, test = _holdout(images)
+    _check_varies(train, f"array 'images' in {path} (the 90% trained on)")
+  return ImageDataset(f"npz:{path}", _resized(ArraySource(train), image_size),
+                      _resized(ArraySource(test), image_size))
 
 
 def _folder(path: str, image_size: int) -> ImageDataset:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(path):
     raise DatasetError(f"image folder {path!r} does not exist")
-  files = sorted(f for f in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-                 if f.lower().endswith(IMAGE_EXTENSIONS))
   images, skipped = [], []
-  for f in files:
+  for f in _image_files(path):
     try:
       with Image.open(f) as im:
         images.append(center_crop_resize(im.convert("RGB"), image_size))
@@ -179,7 +211,48 @@ def _folder(path: str, image_size: int) -> ImageDataset:
     raise DatasetError(f"image folder {path!r} has {len(images)} readable image(s) "
                        f"({', '.join(IMAGE_EXTENSIONS)}); it needs at least 2")
   train, test = _holdout(np.stack(images))
+  _check_varies(train, f"image folder {path!r} (the 90% trained on)")
   return ImageDataset(f"folder:{path}", ArraySource(train), ArraySource(test))
+
+
+def _image_files(path: str) -> list:
+  """The image files under the folder `path`, each file once, sorted.
+
+  Symbolic links are followed, but a directory is entered only once, so links
+  that lead back up the tree (to `.` or `..`) end the walk instead of looping;
+  a file reached by several paths (links, hard links) is listed under the
+  first, in sorted order. Hidden files and directories (".name") are skipped,
+  as a shell's `*` would.
+  """
+  def identity(p):
+    st = os.stat(p)
+    return st.st_dev, st.st_ino
+
+  seen_dirs, seen_files, files = {identity(path)}, set(), []
+  for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+    # os.walk enters what is left in `dirnames`, in order: sorted, unseen, readable.
+    kept = []
+    for d in sorted(dirnames):
+      try:
+        key = identity(os.path.join(dirpath, d))
+      except OSError:  # a broken link, or no permission
+        continue
+      if not d.startswith(".") and key not in seen_dirs:
+        seen_dirs.add(key)
+        kept.append(d)
+    dirnames[:] = kept
+    for name in sorted(filenames):
+      if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+        continue
+      f = os.path.join(dirpath, name)
+      try:
+        key = identity(f)
+      except OSError:  # a broken link: listed, and reported as unreadable
+        key = ("broken", f)
+      if key not in seen_files:
+        seen_files.add(key)
+        files.append(f)
+  return sorted(files)
 
 
 def _holdout(images: np.ndarray, fraction: float = 0.1):
@@ -189,14 +262,97 @@ def _holdout(images: np.ndarray, fraction: float = 0.1):
   return images[np.sort(order[n_test:])], images[np.sort(order[:n_test])]
 
 
-def _as_uint8_nhwc(x: np.ndarray) -> np.ndarray:
+# ----------------------------------------------------------------------------- checks
+
+
+def _as_uint8_nhwc(x: np.ndarray, what: str) -> np.ndarray:
+  """A user's array as the [N, H, W, C] uint8 images it holds, or a DatasetError saying why not.
+
+  Integers are taken as 0..255; floats whose maximum is at most 1 as [0, 1]
+  (scaled by 255), other floats as [0, 255] (rounded); booleans as {0, 1}.
+  Anything else would be clipped or cast into other images than the user's.
+
+  Args:
+    x: the array, as read from the user's file.
+    what: names the array in messages, e.g. "array 'x_train' in data.npz".
+
+  Returns:
+    [N, H, W, C] uint8, C 1 or 3 ([N, H, W] gains C = 1).
+  """
   if x.ndim == 3:
     x = x[..., None]
   if x.ndim != 4:
-    raise DatasetError(f"images must be [N, H, W] or [N, H, W, C], got shape {x.shape}")
-  if x.dtype != np.uint8:
-    x = np.clip(np.round(x * 255.0 if x.max() <= 1.0 else x), 0, 255).astype(np.uint8)
-  return x
+    hint = (": reshape flattened images to [N, H, W]" if x.ndim == 2 else "")
+    raise DatasetError(f"{what} must be images [N, H, W] or [N, H, W, C]; it has shape "
+                       f"{list(x.shape)}{hint}")
+  n, h, w, c = x.shape
+  if h in (1, 3) and w > 4 and c > 4:
+    raise DatasetError(f"{what} has shape {list(x.shape)}, channel-first [N, C, H, W]: jaxvq "
+                       f"takes channel-last images; transpose them to [N, H, W, C] with "
+                       f"x.transpose(0, 2, 3, 1)")
+  if c not in (1, 3):
+    hint = " (for RGBA, drop the alpha channel: x[..., :3])" if c == 4 else ""
+    raise DatasetError(f"{what} has {c} channels (shape {list(x.shape)}); jaxvq takes 1 (grey) "
+                       f"or 3 (RGB){hint}")
+  if n == 0 or h == 0 or w == 0:
+    raise DatasetError(f"{what} holds no images (shape {list(x.shape)})")
+  if x.dtype == np.uint8:
+    return x
+  if x.dtype == np.bool_:
+    return x.astype(np.uint8) * np.uint8(255)
+  if np.issubdtype(x.dtype, np.integer):
+    lo, hi = x.min(), x.max()
+    if lo < 0 or hi > 255:
+      raise DatasetError(f"{what} holds integers from {lo} to {hi}; jaxvq takes integer pixels "
+                         f"in 0..255: scale them (16-bit images: x // 257), don't clip them")
+    return x.astype(np.uint8)
+  if not np.issubdtype(x.dtype, np.floating):
+    raise DatasetError(f"{what} has dtype {x.dtype}; images are integers in 0..255 or floats "
+                       f"in [0, 1] or [0, 255]")
+  lo, hi = x.min(), x.max()   # NaN and Inf show up here, in one pass each
+  if not (np.isfinite(lo) and np.isfinite(hi)):
+    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    raise DatasetError(f"{what} holds {nan} NaN and {inf} infinite value(s); images need a "
+                       f"finite value in every pixel")
+  if lo < 0 or hi > 255:
+    raise DatasetError(f"{what} holds floats from {lo:.4g} to {hi:.4g}, not pixels: jaxvq "
+                       f"takes floats in [0, 1] or [0, 255] (rescale the array, e.g. "
+                       f"(x - x.min()) / (x.max() - x.min()) for normalized data)")
+  return np.round(x * 255.0 if hi <= 1.0 else x).astype(np.uint8)
+
+
+def _check_varies(train: np.ndarray, what: str) -> None:
+  """Refuses a training split whose pixels are all equal: nothing to learn, and the
+  normalized MSE would divide by its zero variance."""
+  if train.min() == train.max():
+    raise DatasetError(f"every pixel of {what} is {train.flat[0]}: a constant split has "
+                       f"nothing to learn (and no variance to normalize the error by)")
+
+
+def _check_splits(what: str, train_shape, test_shape, num_test: int,
+                  resized: bool = False) -> None:
+  """Refuses splits a model cannot train and be evaluated on as one dataset.
+
+  Args:
+    what: names the dataset or its arrays in messages.
+    train_shape, test_shape: [H, W, C] of each split's images.
+    num_test: the test split's number of examples.
+    resized: whether both splits are resized to one size after this check (then only
+      their channels must agree).
+  """
+  if num_test == 0:
+    raise DatasetError(f"{what}: the test split is empty; it needs at least one image")
+  channels = train_shape[-1], test_shape[-1]
+  if channels[0] not in (1, 3):
+    raise DatasetError(f"{what}: images of shape {tuple(train_shape)} have {channels[0]} "
+                       f"channels; jaxvq takes 1 (grey) or 3 (RGB)")
+  if channels[0] != channels[1]:
+    raise DatasetError(f"{what}: train images have {channels[0]} channel(s) and test images "
+                       f"{channels[1]}; both splits must hold images of one shape")
+  if not resized and tuple(train_shape) != tuple(test_shape):
+    raise DatasetError(f"{what}: train images are {tuple(train_shape)} and test images "
+                       f"{tuple(test_shape)} (H, W, C); both splits must hold images of one "
+                       f"shape (or set --config.image_size to resize both to one size)")
 
 
 def _resized(source: ArraySource, image_size: int) -> ArraySource:
