@@ -4,29 +4,59 @@
 
 A bad flag, an unknown or mistyped config key, a missing config file, or any
 `jaxvq.errors.UserError` prints `error: <what is wrong and how to fix it>`
-and exits with status 2 (1 for a run that diverged, 143 when preempted by
-SIGTERM); `--verbose` shows the traceback instead.
+and exits with status 2 (1 for a run that diverged); a full disk is reported
+the same way. A run stopped by SIGTERM (preemption) or Ctrl-C (SIGINT) saves
+its checkpoint, says so in one line and exits with 143 or 130, as a shell
+reports those signals; `--verbose` shows the traceback instead.
 """
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import sys
+import warnings
 
 from absl import app, flags, logging
 
 from jaxvq import config as config_lib
 from jaxvq import errors
+from jaxvq.runtime import files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("verbose", False, "Show the traceback of an error instead of one line.")
 
-USAGE_ERROR, DIVERGED, PREEMPTED = 2, 1, 143
+USAGE_ERROR, DIVERGED, PREEMPTED, INTERRUPTED = 2, 1, 143, 130
 
 
 def quiet_logging() -> None:
   """Orbax logs every checkpoint operation at INFO: show warnings only, unless --verbosity is given."""
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+
+
+class _DiskFullEchoes(std_logging.Filter):
+  """Drops the log records in which Orbax's threads repeat a full disk's error with its
+  traceback: the command reports it in one line."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return not (record.exc_info and files.disk_full_cause(record.exc_info[1]) is not None)
+
+
+def _hide_library_echoes() -> None:
+  """Keeps the echoes of an error that is reported in one line off stderr."""
+  logging.get_absl_handler().addFilter(_DiskFullEchoes())
+  previous = sys.unraisablehook
+
+  def unraisable(info):
+    # TensorStore calls back into an event loop that Orbax closed after a failed save.
+    if not (isinstance(info.exc_value, RuntimeError) and
+            str(info.exc_value) == "Event loop is closed"):
+      previous(info)
+
+  sys.unraisablehook = unraisable
+  # After a failed save, Orbax's unfinished writes are collected unawaited at exit.
+  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                          category=RuntimeWarning)
 
 
 def exit_with(error: Exception, status: int = USAGE_ERROR) -> None:
@@ -43,15 +73,28 @@ def run(main, argv=None, usage: str | None = None) -> None:
       exit_with(errors.UserError(f"unexpected arguments: {' '.join(argv[1:])} "
                                  f"(flags are written --name=value)"))
     quiet_logging()
+    if not FLAGS.verbose:
+      _hide_library_echoes()
     try:
       main(argv)
     except errors.Preempted as e:
       print(e, file=sys.stderr)
-      sys.exit(PREEMPTED)
+      sys.exit(INTERRUPTED if e.signal_name == "SIGINT" else PREEMPTED)
+    except KeyboardInterrupt:  # Ctrl-C outside training, or a second one in it
+      if FLAGS.verbose:
+        raise
+      print("stopped by Ctrl-C (a run's checkpoints saved before it are intact)",
+            file=sys.stderr)
+      sys.exit(INTERRUPTED)
     except errors.UserError as e:
       if FLAGS.verbose:
         raise
       exit_with(e, DIVERGED if isinstance(e, errors.TrainingDiverged) else USAGE_ERROR)
+    except Exception as e:  # pylint: disable=broad-except
+      disk_full = None if FLAGS.verbose else files.as_disk_full(e, "a file")
+      if disk_full is None:
+        raise
+      exit_with(disk_full)
 
   if usage:
     sys.modules["__main__"].__doc__ = usage

@@ -21,10 +21,22 @@ class TrainingDiverged(RunError):
   """A loss became NaN or Inf; the last good checkpoint is kept."""
 
 
-class Preempted(Exception):
-  """SIGTERM arrived: a checkpoint of the current step was saved."""
+class CheckpointDamaged(RunError):
+  """A checkpoint that cannot be read, or whose state does not match its checksum."""
 
-  def __init__(self, step: int, workdir: str):
-    super().__init__(f"stopped by SIGTERM at step {step}: saved its checkpoint in {workdir}; "
-                     f"rerun the same command to resume")
-    self.step = step
+  def __init__(self, step: int, directory: str, reason: str):
+    super().__init__(f"the checkpoint of step {step} in {directory} is damaged ({reason})")
+    self.step, self.directory, self.reason = step, directory, reason
+
+
+class DiskFull(RunError):
+  """A write failed for want of space: what was saved before it is intact."""
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT (Ctrl-C) arrived: a checkpoint of the current step was saved."""
+
+  def __init__(self, step: int, workdir: str, signal_name: str = "SIGTERM"):
+    super().__init__(f"stopped by {signal_name} at step {step}: saved its checkpoint in "
+                     f"{workdir}; rerun the same command to resume")
+    self.step, self.signal_name = step, signal_name

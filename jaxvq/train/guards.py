@@ -1,4 +1,5 @@
-"""What stops a run safely: preemption (SIGTERM), and NaN or Inf in the metrics or parameters."""
+"""What stops a run safely: SIGTERM (preemption) or SIGINT (Ctrl-C), and NaN or Inf in the
+metrics or parameters."""
 from __future__ import annotations
 
 import signal
@@ -11,26 +12,37 @@ from jaxvq.errors import TrainingDiverged
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.experiment import TrainState
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 class SigtermFlag:
-  """Notes a SIGTERM (how TPU VMs are preempted) so that the loop can save and stop."""
+  """Notes a SIGTERM (how TPU VMs are preempted) or a SIGINT (Ctrl-C) so that the loop can
+  save and stop. A second Ctrl-C stops at once (KeyboardInterrupt), without saving."""
 
   def __init__(self):
-    self.received, self.installed, self.previous = False, False, None
+    self.received, self.installed, self.previous = False, False, {}
+    # What `Preempted` names; another process's signal also stops this one, as a preemption.
+    self.signal_name = "SIGTERM"
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self.previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in _STOP_SIGNALS:
+        self.previous[signum] = signal.signal(signum, self._handle)
       self.installed = True
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
+    if self.received and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if not self.received:
+      self.signal_name = signal.Signals(signum).name
     self.received = True
 
   def __exit__(self, *exc):
     if self.installed:  # None: a handler not set from Python, i.e. the default
-      signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+      for signum, previous in self.previous.items():
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
 # A train interval's state, on the device: per metric, its sum over the interval's steps, the

@@ -63,8 +63,12 @@ class MetricsWriter:
   def write(self, step: int, split: str, metrics: dict) -> dict:
     row = {"step": int(step), "split": split, **{k: _plain(v) for k, v in sorted(metrics.items())}}
     if self.active:
-      with open(self.path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+      try:
+        with open(self.path, "a") as f:
+          f.write(json.dumps(row) + "\n")
+      except OSError as e:  # a row cut short is skipped when read, dropped when resumed
+        files.raise_if_disk_full(e, self.path)
+        raise
       for name, value in row.items():
         if name not in ("step", "split") and isinstance(value, (int, float)):
           self.events().add_scalar(f"{split}/{name}", value, step)
