@@ -1,7 +1,7 @@
 """Trains a jaxvq model: python train.py --config=configs/NAME.py --workdir=DIR [--config.key=value ...]
 
 The same as `python -m jaxvq train`: rerunning it resumes from the latest
-complete checkpoint in DIR; SIGTERM saves the current step and exits; a workdir
+intact checkpoint in DIR; SIGTERM or Ctrl-C saves the current step and exits; a workdir
 holding a run of another config is refused unless --config.overwrite=True.
 """
 import sys

@@ -15,6 +15,7 @@ import numpy as np
 from jaxvq import errors
 from jaxvq.data import codes as codes_lib
 from jaxvq.train import checkpoint
+from jaxvq.train import workdir as workdir_lib
 from jaxvq.train.run import load_run
 
 
@@ -41,6 +42,26 @@ def check_request(prior, num_samples: int, label, temperature: float = 1.0):
                         "(or train one with --config.model.class_conditional=True)")
     if not 0 <= label < prior.num_classes:
       raise SampleError(f"--label must be in [0, {prior.num_classes}), got {label}")
+
+
+def output_path(output: str) -> str:
+  """Where a sample grid goes: `output`, a .png file in an existing directory, or
+  OUTPUT/samples.png for a directory; refused before any sampling otherwise."""
+  if not output:
+    raise SampleError("--output is empty: give a .png file, or a directory for samples.png")
+  if os.path.isdir(output):
+    return os.path.join(output, "samples.png")
+  if os.path.splitext(output)[1].lower() != ".png":
+    raise SampleError(f"--output={output} is not a .png file: give a name ending in .png, or "
+                      f"an existing directory (for its samples.png)")
+  parent = os.path.dirname(output) or "."
+  if not os.path.isdir(parent):
+    raise SampleError(f"--output={output}: its directory {parent} does not exist; create it, "
+                      f"or give another --output")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise SampleError(f"--output={output}: its directory {parent} is read-only for this user; "
+                      f"give another --output")
+  return output
 
 
 def sample_labels(prior, num_samples: int, label=None):
@@ -131,6 +152,8 @@ def sample_images(prior_workdir: str, num_samples: int, label=None, temperature:
     raise SampleError(f"the VQ-VAE checkpoint of step {vq_step}, whose codes the prior learned, is "
                       f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq encode "
                       f"--workdir={vq_dir}` and train a new prior on those codes")
+  codes_lib.check_same_run(prior_run.config.model, vq_dir, workdir_lib.run_id(vq_dir),
+                           checkpoint.saved_checksum(os.path.join(vq_dir, "checkpoints"), vq_step))
   vq_run = load_run(vq_dir, step=vq_step)
   # On the host between the two: the prior's and the VQ-VAE's runs may use different meshes.
   codes = np.asarray(sample_codes(prior_run.experiment, prior_run.state, jax.random.key(seed),

@@ -2,6 +2,9 @@
 
 Encodes every split of the run's dataset with its latest checkpoint into
 VQVAE_DIR/codes/ (train.npz, test.npz, metadata.json), for the PixelCNN prior.
+The metadata names the run and the checkpoint (step and checksum) the codes
+came from. The workdir is locked meanwhile: a training running in it is not
+disturbed, and this command waits for nothing (it stops with one line).
 """
 import json
 

@@ -5,7 +5,8 @@
 
 samples code grids from the prior (one compiled loop over the positions),
 decodes them with the VQ-VAE checkpoint the codes were made with, and writes
-the PNG grid and the codes (OUTPUT with .npy). The same seed gives the same
+the PNG grid and the codes (OUTPUT with .npy; a directory gets samples.png and
+samples.npy, and any other OUTPUT is refused before sampling). The same seed gives the same
 images. A class-conditional prior samples `--label`, or without it every
 class in turn (one class per column). `jaxvq bench --sampling` times the samplers.
 """
@@ -25,14 +26,16 @@ def define_flags() -> None:
   flags.DEFINE_integer("label", None, "Class to sample (class-conditional priors only).")
   flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the prior's logits.")
   flags.DEFINE_integer("seed", 0, "Random seed.")
-  flags.DEFINE_string("output", "samples.png", "PNG file of the sample grid.")
+  flags.DEFINE_string("output", "samples.png", "PNG file of the sample grid, or a directory "
+                      "(for its samples.png).")
   flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   del argv
+  output = sampling.output_path(FLAGS.output)
   pictures, codes, columns = sampling.sample_images(FLAGS.workdir, FLAGS.num_samples,
                                                     FLAGS.label, FLAGS.temperature, FLAGS.seed)
-  figures.save_png(FLAGS.output, pictures, columns)
-  np.save(os.path.splitext(FLAGS.output)[0] + ".npy", codes)
-  print(f"wrote {FLAGS.output} and {os.path.splitext(FLAGS.output)[0]}.npy")
+  figures.save_png(output, pictures, columns)
+  np.save(os.path.splitext(output)[0] + ".npy", codes)
+  print(f"wrote {output} and {os.path.splitext(output)[0]}.npy")

@@ -1,7 +1,7 @@
 """Trains a jaxvq model: jaxvq train --config=configs/NAME.py --workdir=DIR [--config.key=value ...]
 
-Rerunning the same command resumes from the latest complete checkpoint in DIR.
-SIGTERM saves a checkpoint of the current step and exits; a workdir holding a
+Rerunning the same command resumes from the latest intact checkpoint in DIR.
+SIGTERM or Ctrl-C (SIGINT) saves a checkpoint of the current step and exits; a workdir holding a
 run of another config is refused unless --config.overwrite=True.
 """
 from absl import flags

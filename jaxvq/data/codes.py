@@ -2,9 +2,11 @@
 
 VQVAE_DIR/codes/ holds train.npz and test.npz (arrays `codes` [N, h, w] in the
 smallest unsigned integer type that fits K, and `labels` [N]) and
-metadata.json (K, the grid shape, the checkpoint step, the dataset, the image
-shape, the number of classes). It is written to a temporary folder and renamed
-when complete, so a crash never leaves half a set of codes behind.
+metadata.json (K, the grid shape, the checkpoint step, the VQ-VAE's run id and
+the checkpoint's checksum, the dataset, the image shape, the number of classes).
+It is written to a temporary folder and renamed when complete, so a crash never
+leaves half a set of codes behind. A prior records the run, step and checksum
+of its codes, and is refused any others (`check_same_run`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+from typing import Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +23,7 @@ import numpy as np
 from jaxvq.config import CODES_PREFIX
 from jaxvq.data.batches import eval_batches
 from jaxvq.data.sources import ArraySource
-from jaxvq.errors import DatasetError
+from jaxvq.errors import DatasetError, RunError
 from jaxvq.runtime import files, sharding
 
 CODES_DIR = "codes"
@@ -45,6 +48,39 @@ def read_metadata(vqvae_workdir: str):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+_UNCHECKED = object()
+
+
+def check_same_run(prior_model: Mapping, vqvae_workdir: str, run_id: Optional[str],
+                   checksum=_UNCHECKED) -> None:
+  """Refuses a VQ-VAE run, or checkpoint, other than the one whose codes a prior learned.
+
+  Args:
+    prior_model: the prior's config section, with the vqvae_run_id, vqvae_step and
+      vqvae_checksum it recorded ("" where its codes did not say: an earlier jaxvq's).
+    vqvae_workdir: the VQ-VAE's workdir.
+    run_id: the run that workdir (or its codes) holds now; None if it says none.
+    checksum: the stored checksum of its checkpoint of the recorded step now (None: it has
+      none); left out, it is not compared.
+
+  Raises:
+    RunError saying which run the prior was trained on and how to train one on the new run.
+  """
+  recorded_id, step = prior_model.get("vqvae_run_id", ""), prior_model.get("vqvae_step", -1)
+  recorded_checksum = prior_model.get("vqvae_checksum", "")
+  retrain = (f"train a new prior on its codes (python -m jaxvq encode --workdir={vqvae_workdir}; "
+             f"python train.py --config=... --config.dataset=codes:{vqvae_workdir} in a new "
+             f"--workdir)")
+  if recorded_id and run_id != recorded_id:
+    now = f"run {run_id}" if run_id else "no run that names itself"
+    raise RunError(f"this prior was trained on codes of VQ-VAE run {recorded_id} (step {step}) "
+                   f"in {vqvae_workdir}, which now holds {now}: {retrain}")
+  if checksum is not _UNCHECKED and recorded_checksum and checksum != recorded_checksum:
+    raise RunError(f"this prior was trained on codes of VQ-VAE run {recorded_id or '?'} (step "
+                   f"{step}) in {vqvae_workdir}, whose checkpoint of step {step} is no longer "
+                   f"the same (its checksum differs): {retrain}")
 
 
 def smallest_dtype(num_codes: int):
@@ -83,7 +119,8 @@ def save(run, batch_size: int = 500) -> dict:
     np.savez(os.path.join(tmp, f"{split}.npz"), codes=np.concatenate(chunks),
              labels=np.concatenate(labels))
   metadata = {"num_codes": int(model.num_codes), "grid_shape": list(chunks[0].shape[1:]),
-              "step": int(state.step), "dataset": exp.config.dataset,
+              "step": int(state.step), "run_id": run.run_id, "checksum": run.checksum,
+              "dataset": exp.config.dataset,
               "image_shape": list(exp.dataset.image_shape),
               "num_classes": int(exp.dataset.num_classes)}
   with open(os.path.join(tmp, "metadata.json"), "w") as f:

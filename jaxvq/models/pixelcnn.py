@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvq.config.schema import Field
+from jaxvq.data import codes as codes_lib
 from jaxvq.errors import ConfigError, RunError
 from jaxvq.models.base import ImageModel, ModelOutput
 from jaxvq.ops.reduce import per_example_sum
@@ -135,12 +136,17 @@ class PixelCNNPrior(ImageModel):
                           derived=True),
       "vqvae_step": Field(-1, "the VQ-VAE checkpoint step the codes were made with",
                           derived=True),
+      "vqvae_run_id": Field("", "the run id of the VQ-VAE workdir the codes came from ('': "
+                            "codes of an earlier jaxvq, which named no run)", derived=True),
+      "vqvae_checksum": Field("", "the checksum of the VQ-VAE checkpoint the codes were made "
+                              "with ('': it had none)", derived=True),
   }
   SUMMARY_METRICS = ("bits_per_code",)
 
   @classmethod
   def configure(cls, model_config, dataset):
-    """Takes K, the classes, the image size and the VQ-VAE's step from the codes."""
+    """Takes K, the classes, the image size and the VQ-VAE's run, step and checksum from the
+    codes; a saved prior's config is refused codes of another run or checkpoint."""
     metadata = getattr(dataset, "metadata", None)
     if metadata is None or "num_codes" not in metadata:
       raise ConfigError(f"a PixelCNN prior trains on a VQ-VAE's codes: set "
@@ -158,9 +164,13 @@ class PixelCNNPrior(ImageModel):
       raise RunError(f"this prior was trained on the codes of the VQ-VAE's checkpoint of step "
                      f"{model_config.vqvae_step}, but {dataset.name} now holds those of step "
                      f"{step}: train a new prior on them (in a new --workdir)")
+    run_id, checksum = metadata.get("run_id") or "", metadata.get("checksum") or ""
+    codes_lib.check_same_run(model_config, dataset.name.partition(":")[2], run_id or None,
+                             checksum or None)
     model_config = model_config.copy_and_resolve_references()
     model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
     model_config.image_dims, model_config.vqvae_step = dataset.image_dims, step
+    model_config.vqvae_run_id, model_config.vqvae_checksum = run_id, checksum
     return model_config
 
   def __init__(self, cfg, grid_shape, *, data_variance: float = 1.0, dtype=jnp.float32,

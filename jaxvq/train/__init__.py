@@ -4,9 +4,9 @@
   steps.py       the compiled train, evaluation and final-evaluation steps
   evaluate.py    test metrics over the test split; the image grids
   loop.py        `train_and_evaluate(config, workdir)`
-  guards.py      SIGTERM, and NaN/Inf in metrics or parameters
-  workdir.py     config.json, and which config may resume in a workdir
-  checkpoint.py  Orbax checkpoints of the train state
+  guards.py      SIGTERM and SIGINT, and NaN/Inf in metrics or parameters
+  workdir.py     whose workdir it is: its record, lock, config.json, and which config may resume
+  checkpoint.py  Orbax checkpoints of the train state, each with its checksum
   metrics_writer.py  metrics.jsonl and TensorBoard event files
   console.py     the lines printed while training
   run.py         a trained run loaded from its workdir (`load_run`); encoding a VQ-VAE's codes

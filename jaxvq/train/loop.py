@@ -2,7 +2,7 @@
 
 Setup, then for each step: the compiled train step, the NaN/Inf guard, a log
 row, an evaluation and a checkpoint at their intervals, and a save-and-stop
-at SIGTERM. Everything a model does differently sits behind the model's
+at SIGTERM or SIGINT. Everything a model does differently sits behind the model's
 interface (jaxvq/models/base.py); the loop names no model.
 """
 from __future__ import annotations
@@ -13,17 +13,19 @@ import time
 import jax
 import ml_collections
 
+from jaxvq import config as config_lib
 from jaxvq.config import CODES_PREFIX
 from jaxvq.errors import Preempted
 from jaxvq.models import model_class
 from jaxvq.runtime import distributed
 from jaxvq.train import console, guards, steps
+from jaxvq.train import workdir as workdir_lib
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.evaluate import evaluate, num_eval_examples, write_images
 from jaxvq.train.experiment import Experiment, setup
 from jaxvq.train.metrics_writer import MetricsWriter
 from jaxvq.train.run import load_data
-from jaxvq.train.workdir import claim_workdir, write_config
+from jaxvq.train.workdir import write_config
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -39,35 +41,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Raises:
     ConfigError or DatasetError for a config or dataset that cannot run; RunError for a
-    workdir that holds a run of another config (unless config.overwrite);
+    workdir that cannot be written, holds files jaxvq did not write, holds a run of another
+    config (unless config.overwrite), or is in use by another process;
     TrainingDiverged when a train metric or a parameter becomes NaN or Inf; and
-    Preempted after saving a checkpoint when SIGTERM arrives (from the start: one
+    Preempted after saving a checkpoint when SIGTERM or SIGINT arrives (from the start: one
     received while setting up is acted on after the first step).
   """
   if config.dataset.startswith(CODES_PREFIX):  # so that the run is restored from any directory
     config = ml_collections.ConfigDict(config.to_dict())
     config.dataset = CODES_PREFIX + os.path.abspath(config.dataset[len(CODES_PREFIX):])
   with guards.SigtermFlag() as sigterm:
+    # Everything that can be refused is checked before the workdir is touched.
+    config_lib.check(config)
+    workdir_lib.check_path(workdir)
+    workdir_lib.check_dataset(config.dataset, workdir)
+    workdir_lib.check_not_foreign(workdir)
     exp = setup(config, load_data(config))
-    claim_workdir(exp.config, workdir)
-    os.makedirs(workdir, exist_ok=True)
-    distributed.barrier("jaxvq: workdir claimed")
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), exp.config.keep_checkpoints)
-    try:
-      return _train_loop(exp, workdir, checkpointer, sigterm)
-    finally:
-      checkpointer.close()
+    with workdir_lib.claimed(exp.config, workdir):
+      distributed.barrier("jaxvq: workdir claimed")
+      checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                                  exp.config.keep_checkpoints)
+      try:
+        return _train_loop(exp, workdir, checkpointer, sigterm)
+      finally:
+        checkpointer.close()
 
 
 def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigterm) -> dict:
   config, state = exp.config, exp.initial_state
   summary = model_class(config.model.name).SUMMARY_METRICS
   writer = MetricsWriter(workdir)
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    state = checkpointer.restore(latest, state, model_class(config.model.name).legacy_state_path)
-  else:
-    state = steps.initialize_from_data(exp, state)
+  latest, restored = checkpointer.restore_latest_intact(
+      state, model_class(config.model.name).legacy_state_path)
+  state = restored if latest is not None else steps.initialize_from_data(exp, state)
   writer.truncate_after(latest or 0)  # rows logged after the checkpoint are logged again
   write_config(config, workdir)
 
@@ -107,7 +113,7 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
       if stop:  # the grace period is short: save before anything else
         checkpointer.save(step, state)
         checkpointer.wait()
-        raise Preempted(step, workdir)
+        raise Preempted(step, workdir, sigterm.signal_name)
       if evaluate_now:
         final_step = steps.make_final_metrics_step(exp) if last else None
         test_metrics, first, code_counts = evaluate(exp, state, eval_step, final_step)

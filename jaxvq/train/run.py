@@ -14,6 +14,7 @@ from jaxvq.models import model_class
 from jaxvq.train import checkpoint
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.experiment import Experiment, TrainState, setup
+from jaxvq.train import workdir as workdir_lib
 from jaxvq.train.workdir import load_config
 
 
@@ -24,6 +25,8 @@ class Run:
   workdir: str
   experiment: Experiment
   state: TrainState
+  run_id: Optional[str] = None    # the workdir's run (None: a run of an earlier jaxvq)
+  checksum: Optional[str] = None  # the checkpoint's stored checksum (None: it has none)
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -48,10 +51,14 @@ def load_data(config: ml_collections.ConfigDict):
   """The dataset a config names; a VQ-VAE run's codes are encoded first if it has none.
 
   Codes are made only when missing: a prior never switches codes behind the
-  user's back (`jaxvq encode` refreshes them on purpose).
+  user's back (`jaxvq encode` refreshes them on purpose). A saved prior's config
+  names the VQ-VAE run its codes came from: another run in that workdir is
+  refused before anything is encoded.
   """
   if config.dataset.startswith(CODES_PREFIX):
     vqvae_workdir = codes.workdir_of(config.dataset)
+    if config.model.get("vqvae_run_id"):
+      codes.check_same_run(config.model, vqvae_workdir, workdir_lib.run_id(vqvae_workdir))
     if codes.read_metadata(vqvae_workdir) is None:
       encode_codes(vqvae_workdir)
   return load_dataset(config.dataset, image_size=config.image_size,
@@ -79,7 +86,8 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
   state = checkpointer.restore(step, exp.initial_state,
                                model_class(config.model.name).legacy_state_path)
   checkpointer.close()
-  return Run(workdir, exp, state)
+  return Run(workdir, exp, state, workdir_lib.run_id(workdir),
+             checkpoint.saved_checksum(directory, step))
 
 
 def encode_codes(vqvae_workdir: str) -> dict:
@@ -89,12 +97,17 @@ def encode_codes(vqvae_workdir: str) -> dict:
     vqvae_workdir: the workdir of a trained VQ-VAE; its latest checkpoint encodes.
 
   Returns:
-    The codes' metadata: K, the grid shape [h, w], the checkpoint's step, the dataset,
-    the image shape and the number of classes. The files hold `codes` [N, h, w] and
-    `labels` [N] per split.
+    The codes' metadata: K, the grid shape [h, w], the checkpoint's step, the run id and
+    the checkpoint's checksum, the dataset, the image shape and the number of classes.
+    The files hold `codes` [N, h, w] and `labels` [N] per split.
+
+  Raises:
+    RunError when the workdir holds no VQ-VAE run, or is in use by a training.
   """
   name = load_config(vqvae_workdir).model.name
   if name != "vqvae":
     raise RunError(f"{vqvae_workdir} holds a run of model {name!r}, not a VQ-VAE: codes come "
                    f"from a VQ-VAE's workdir")
-  return codes.save(load_run(vqvae_workdir))
+  workdir_lib.check_path(vqvae_workdir)
+  with workdir_lib.lock(vqvae_workdir):   # not while a training writes its checkpoints
+    return codes.save(load_run(vqvae_workdir))
