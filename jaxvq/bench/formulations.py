@@ -1,5 +1,6 @@
-"""jaxvq's formulations of its layers and its XLA options, against the plain ones: the same
-functions computed other ways, timed side by side."""
+"""jaxvq's formulations of its layers and its XLA options, against the plain ones, and the
+nearest-code search whole or in chunks: the same functions computed other ways, timed side by
+side."""
 from __future__ import annotations
 
 import statistics
@@ -10,10 +11,13 @@ import numpy as np
 from flax import nnx
 
 from jaxvq.bench.layers import record_layer_inputs
-from jaxvq.bench.step import StepTimer
-from jaxvq.bench.timing import median_seconds
+from jaxvq.bench.step import StepTimer, memory_of
+from jaxvq.bench.timing import flops_of, median_seconds
+from jaxvq.errors import ConfigError
+from jaxvq.nets import conv_stages
 from jaxvq.nets.layers import Conv, Upsample2x
 from jaxvq.ops.conv_kernels import lax_conv2d
+from jaxvq.ops.vq import search_chunk
 from jaxvq.runtime import xla_options
 
 
@@ -98,4 +102,46 @@ def formulation_profile(timer: StepTimer, steps: int, rounds: int) -> list:
         row[f"{name}_max_abs_difference"] = float(jnp.max(jnp.abs(
             jit(fn)(params, layer_input) - ours_out)))
     rows.append(row)
+  return rows
+
+
+def search_chunk_profile(config, chunk_sizes, steps: int, warmup: int, rounds: int) -> list:
+  """A VQ-VAE's train step with each of `chunk_sizes` as its quantizer's search_chunk_size
+  (-1: the whole N x K distances at once, 0: automatic, > 0: codes per chunk), compiled side
+  by side and timed in turns: `rounds` turns of `steps` steps each.
+
+  Returns:
+    One row per size: the codes per chunk it gives, the median over the turns of each
+    turn's median step ms, compile seconds, GFLOP, and one device's memory (`memory_of`).
+  """
+  quantizer = config.model.get("quantizer", {})
+  if config.model.name != "vqvae" or "search_chunk_size" not in quantizer:
+    raise ConfigError("--search_chunk_sizes compares the nearest-code search of a VQ-VAE "
+                      "whose quantizer has one (vq or residual_vq): give such a config")
+  timers = []
+  for size in chunk_sizes:
+    sized = config.copy_and_resolve_references()
+    sized.model.quantizer.search_chunk_size = size
+    timers.append(StepTimer(sized))
+  turns = [[] for _ in timers]
+  for turn in range(rounds):
+    for timer, times in zip(timers, turns):
+      times.append(timer.time(steps, warmup=warmup if turn == 0 else 1))
+  image_shape = timers[0].exp.dataset.image_shape
+  factor = conv_stages(config.model)[0]
+  grid = [image_shape[0] // factor, image_shape[1] // factor]
+  num_inputs = config.batch_size * grid[0] * grid[1]
+  rows = []
+  for size, timer, times in zip(chunk_sizes, timers, turns):
+    seconds = statistics.median(times)
+    rows.append({
+        "layer": "train_step", "search_chunk_size": size,
+        "codes_per_chunk": search_chunk(num_inputs, quantizer.num_codes, size) or
+                           quantizer.num_codes,
+        "num_codes": quantizer.num_codes, "batch": config.batch_size, "latent_grid": grid,
+        "compile_s": round(timer.compile_seconds, 2), "median_step_ms": round(seconds * 1e3, 2),
+        "step_ms_per_turn": [round(t * 1e3, 2) for t in times],
+        "images_per_s": round(config.batch_size / seconds, 1),
+        "gflop_per_step_per_device": round(flops_of(timer.compiled) / 1e9, 3),
+        **memory_of(timer.compiled)})
   return rows

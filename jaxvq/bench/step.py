@@ -1,4 +1,5 @@
-"""A config's compiled train step, timed: images/s, GFLOP, the fraction of the device's peak.
+"""A config's compiled train step, timed: images/s, GFLOP, the fraction of the device's peak,
+and its device memory from XLA's analysis of the compiled program.
 
 The step is the one training runs (`jaxvq.train.steps.make_train_step`), fed one
 fixed batch of random pixels (or codes, for a prior) of the config's shape, so
@@ -129,6 +130,28 @@ class StepTimer:
     return median_seconds(one_step, steps)
 
 
+def memory_of(compiled) -> dict:
+  """One device's memory for a compiled program, from XLA's memory analysis, in MiB.
+
+  Returns:
+    {"argument_mib", "output_mib", "temp_mib", "alias_mib": outputs that reuse donated
+    arguments' buffers, "peak_memory_mib": arguments + outputs - aliased + temporaries,
+    what the program needs at most}; {} where the backend gives no analysis. (XLA's own
+    peak_memory_in_bytes leaves the temporaries out on CPU, so it is not used.)
+  """
+  stats = compiled.memory_analysis()
+  if isinstance(stats, (list, tuple)):
+    stats = stats[0] if stats else None
+  if stats is None:
+    return {}
+  mib = lambda size: round(size / 2**20, 2)
+  argument, output = stats.argument_size_in_bytes, stats.output_size_in_bytes
+  temp, alias = stats.temp_size_in_bytes, stats.alias_size_in_bytes
+  peak = argument + output - alias + temp
+  return {"argument_mib": mib(argument), "output_mib": mib(output), "temp_mib": mib(temp),
+          "alias_mib": mib(alias), "peak_memory_mib": mib(peak)}
+
+
 def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") -> dict:
   """The JSON row of a config's compiled step (see the module docstring)."""
   config = timer.config
@@ -160,4 +183,5 @@ def benchmark(timer: StepTimer, steps: int, warmup: int, trace_dir: str = "") ->
       "fraction_of_matmul_peak": round(achieved / measured_peak, 3),
       "vendor_peak_gflop_s": vendor_peak,
       "fraction_of_vendor_peak": None if vendor_peak is None else round(achieved / vendor_peak, 4),
+      **memory_of(timer.compiled),
   }

@@ -8,11 +8,15 @@
   jaxvq bench --config=... --peer="PYTHON ../shared/peers/torch_vqvae.py --batch 32"
   jaxvq bench --config=... --cpu_devices=2   the CPU as 2 devices, data parallel
   jaxvq bench --config=configs/pixelcnn_NAME.py --sampling   the prior's samplers
+  jaxvq bench --config=... --search_chunk_sizes=-1,256   a VQ-VAE's step with the nearest-code
+                                         search whole and in chunks of 256 codes, in turns
 
 Prints one JSON line per config: the model, backend, device kind and count,
 batch, compile seconds, the median step time over the timed steps, images/s,
 GFLOP per step from XLA's cost analysis of the compiled program, the GFLOP/s
-that makes, and its fraction of the device's peak (jaxvq/bench/step.py).
+that makes, its fraction of the device's peak, and one device's memory from
+XLA's memory analysis of the compiled step: arguments, outputs, temporaries
+and the peak, in MiB (jaxvq/bench/step.py).
 `--peer` runs another program that prints {"images_per_s": ...} (e.g. the
 PyTorch reference) in turns with jaxvq, so both are measured under the same
 conditions, and adds the ratio. `--sampling` times a prior config's three
@@ -53,6 +57,9 @@ def define_flags() -> None:
                        "(0: one device), as train.py --cpu_devices does.")
   flags.DEFINE_bool("sampling", False, "Time a prior config's samplers instead of its step.")
   flags.DEFINE_integer("num_samples", 64, "With --sampling: images per sampling call.")
+  flags.DEFINE_list("search_chunk_sizes", [], "Instead of the step's row, one per value of "
+                    "a VQ-VAE's config.model.quantizer.search_chunk_size (-1: never chunk, "
+                    "0: automatic, N: codes per chunk), each step timed in turns (--rounds).")
 
 
 def model_configs() -> list:
@@ -61,6 +68,14 @@ def model_configs() -> list:
       os.path.abspath(__file__)))), "configs")
   return sorted(p for p in glob.glob(os.path.join(root, "*.py"))
                 if os.path.basename(p) not in ("__init__.py", "tiny.py"))
+
+
+def _integers(values) -> list:
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise ConfigError(f"--search_chunk_sizes takes integers (-1, 0 or codes per chunk), got "
+                      f"{','.join(values)}") from None
 
 
 def main(argv):
@@ -78,6 +93,11 @@ def main(argv):
         raise ConfigError("--sampling times a PixelCNN prior's samplers: give a prior config")
       exp = setup(config, step.random_dataset(config))
       print(json.dumps(sampling.sampling_speed(exp, exp.initial_state, FLAGS.num_samples)))
+      continue
+    if FLAGS.search_chunk_sizes:
+      for row in formulations.search_chunk_profile(config, _integers(FLAGS.search_chunk_sizes),
+                                                   FLAGS.steps, FLAGS.warmup, FLAGS.rounds):
+        print(json.dumps({"config": path, **row} if path else row), flush=True)
       continue
     timer = step.StepTimer(config)   # compiled once, warm after the first timing
     result = step.benchmark(timer, FLAGS.steps, FLAGS.warmup, FLAGS.trace)

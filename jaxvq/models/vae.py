@@ -27,7 +27,7 @@ class VAE(ImageModel):
   """x [B, H, W, C] -> q(z|x) = N(mean, diag exp(logvar)), z [B, *latent_shape] -> p(x|z).
 
   latent_shape is (latent_dim,) for a latent vector (conv_vector, mlp) and
-  (H/4, W/4, latent_dim) for the conv grid.
+  (H/f, W/f, latent_dim) for the conv grid (f = config downsample).
   """
 
   CONFIG = {

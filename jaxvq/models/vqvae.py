@@ -30,7 +30,8 @@ __all__ = ["VQVAE", "CodebookStatistic", "VQ_FIELDS"]
 class VQVAE(ImageModel):
   """x [B, H, W, C] -> z_e [B, h, w, D] -> codes [B, h, w] (residual VQ: [B, h, w, Q]) -> x_hat.
 
-  h, w = H/4, W/4: a 28x28 image is a 7x7 grid of indices into K codes.
+  h, w = H/f, W/f (f = config downsample, 4 by default): a 28x28 image is a 7x7 grid of
+  indices into K codes.
   """
 
   CONFIG = {
@@ -93,7 +94,7 @@ class VQVAE(ImageModel):
       x: images [B, H, W, C] in [0, 1].
 
     Returns:
-      [B, h, w] int32 indices into the K codes (h, w = H/4, W/4); residual VQ:
+      [B, h, w] int32 indices into the K codes (h, w = H/f, W/f); residual VQ:
       [B, h, w, Q], one per stage.
     """
     return self.quantizer.encode(self.encoder(x))

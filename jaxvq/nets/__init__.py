@@ -20,6 +20,7 @@ from jaxvq.nets.conv import ConvDecoder, ConvEncoder, ConvToVector, VectorToConv
 from jaxvq.nets.mlp import MLP
 
 ARCHITECTURES = ("conv", "conv_vector", "mlp")
+DOWNSAMPLE_FACTORS = (4, 8, 16)
 
 CONV_FIELDS = {
     "hidden": Field(128, "channels of the conv nets (the first stride-2 layer has half)",
@@ -27,15 +28,37 @@ CONV_FIELDS = {
     "residual_hidden": Field(32, "channels inside each residual block", minimum=1),
     "num_residual_blocks": Field(2, "residual blocks in the encoder and in the decoder",
                                  minimum=0),
+    "downsample": Field(4, "f, the image's height and width over the latent grid's: 2^S "
+                        "for S stride-2 stages", choices=DOWNSAMPLE_FACTORS),
+    "channel_multipliers": Field((1, 1), "one per stride-2 stage, image to grid: the stage "
+                                 "has hidden x this channels (the first half of it); "
+                                 "log2(downsample) of them, as taming's ch_mult", minimum=1),
 }
 
 ARCHITECTURE_FIELDS = {
-    "architecture": Field("conv", "conv: a latent grid of H/4 x W/4; conv_vector: the same "
+    "architecture": Field("conv", "conv: a latent grid of H/f x W/f; conv_vector: the same "
                           "nets with the grid flattened to a latent vector; mlp: fully "
                           "connected nets", choices=ARCHITECTURES),
     **CONV_FIELDS,
     "mlp_hidden": Field((512, 256), "hidden layer sizes of the mlp architecture", minimum=1),
 }
+
+
+def conv_stages(cfg) -> tuple:
+  """(f, channel multipliers) of a model section's conv nets, checked against each other.
+
+  Raises:
+    ConfigError: when there is not one multiplier per stride-2 stage.
+  """
+  factor = cfg.get("downsample", 4)
+  multipliers = tuple(cfg.get("channel_multipliers", (1, 1)))
+  stages = factor.bit_length() - 1
+  if len(multipliers) != stages:
+    raise ConfigError(
+        f"config.model.downsample={factor} has {stages} stride-2 stages, so "
+        f"config.model.channel_multipliers needs {stages} entries, one per stage; got "
+        f"{multipliers} (e.g. --config.model.channel_multipliers=\"{(1,) * stages}\")")
+  return factor, multipliers
 
 
 def build_encoder_decoder(cfg, image_shape, *, encoder_out: int, decoder_in: int,
@@ -51,29 +74,33 @@ def build_encoder_decoder(cfg, image_shape, *, encoder_out: int, decoder_in: int
   Returns:
     (encoder, decoder, latent_shape): the encoder maps [B, H, W, C] to
     [B, *latent_shape, encoder_out], the decoder [B, *latent_shape, decoder_in]
-    to [B, H, W, C]; latent_shape is (H/4, W/4) for "conv" and () for a latent vector.
+    to [B, H, W, C]; latent_shape is (H/f, W/f) for "conv" (f = cfg.downsample, 4 where
+    the section has none) and () for a latent vector.
   """
   height, width, channels = image_shape
   architecture = cfg.get("architecture", "conv")
   if architecture in ("conv", "conv_vector"):
-    if height % 4 or width % 4:
+    factor, multipliers = conv_stages(cfg)
+    if height % factor or width % factor:
       raise ConfigError(
-          f"the conv network halves the image twice, so its height and width must be "
-          f"multiples of 4; got {height}x{width} (set config.image_size to e.g. 28 or 32)")
+          f"the conv network halves the image {len(multipliers)} times "
+          f"(config.model.downsample={factor}), so its height and width must be multiples "
+          f"of {factor}; got {height}x{width} (set config.image_size to a multiple of "
+          f"{factor}, or a smaller downsample)")
     conv_args = (cfg.hidden, cfg.residual_hidden, cfg.num_residual_blocks)
-    grid = (height // 4, width // 4)
+    conv_kwargs = dict(channel_multipliers=multipliers, dtype=dtype, rngs=rngs)
+    grid = (height // factor, width // factor)
     if architecture == "conv":
-      encoder = ConvEncoder(channels, *conv_args, encoder_out, dtype=dtype, rngs=rngs)
-      decoder = ConvDecoder(decoder_in, *conv_args, channels, dtype=dtype, rngs=rngs)
+      encoder = ConvEncoder(channels, *conv_args, encoder_out, **conv_kwargs)
+      decoder = ConvDecoder(decoder_in, *conv_args, channels, **conv_kwargs)
       return encoder, decoder, grid
     grid_shape = grid + (cfg.hidden,)
     encoder = ConvToVector(
-        ConvEncoder(channels, *conv_args, cfg.hidden, dtype=dtype, rngs=rngs),
+        ConvEncoder(channels, *conv_args, cfg.hidden, **conv_kwargs),
         int(np.prod(grid_shape)), encoder_out, dtype=dtype, rngs=rngs)
     decoder = VectorToConv(
-        decoder_in, grid_shape,
-        ConvDecoder(cfg.hidden, *conv_args, channels, dtype=dtype, rngs=rngs), dtype=dtype,
-        rngs=rngs)
+        decoder_in, grid_shape, ConvDecoder(cfg.hidden, *conv_args, channels, **conv_kwargs),
+        dtype=dtype, rngs=rngs)
     return encoder, decoder, ()
   if architecture == "mlp":
     hidden = tuple(cfg.mlp_hidden)

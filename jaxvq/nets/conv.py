@@ -6,6 +6,11 @@ stride-2 convolutions, then a 3x3 convolution, residual blocks
 `ConvDecoder` mirrors it with two 4x4 stride-2 transposed convolutions. A
 28x28 image has a 7x7 latent grid, a 32x32 image an 8x8 one.
 `ConvToVector`/`VectorToConv` flatten the grid to a latent vector and back.
+
+More stride-2 stages shrink the grid further, f = 2^stages (8 or 16: a 128x128
+image has a 16x16 or 8x8 grid), their widths given per stage by channel
+multipliers as taming-transformers' `ch_mult` (`stage_widths`); the default,
+two stages of multiplier 1, is the paper's network.
 """
 from __future__ import annotations
 
@@ -45,39 +50,59 @@ class ResidualStack(nnx.Module):
     return nnx.relu(x)
 
 
+def stage_widths(hidden: int, channel_multipliers=(1, 1)) -> list:
+  """Output channels of the encoder's stride-2 stages, top (image) to bottom:
+  hidden x multiplier, and half of it for the first stage (the paper's hidden / 2, hidden
+  for the default (1, 1)). The decoder's upsamplers go back through them in reverse."""
+  widths = [hidden * m for m in channel_multipliers]
+  widths[0] //= 2
+  return widths
+
+
 class ConvEncoder(nnx.Module):
-  """[B, H, W, C] in [0, 1] -> [B, H/4, W/4, out_features]."""
+  """[B, H, W, C] in [0, 1] -> [B, H/f, W/f, out_features], f = 2^len(channel_multipliers)
+  (4 by default)."""
 
   def __init__(self, in_channels, hidden, residual_hidden, num_residual_blocks,
-               out_features, *, dtype=jnp.float32, rngs):
-    self.down1 = _conv(in_channels, hidden // 2, 4, 2, dtype=dtype, rngs=rngs)
-    self.down2 = _conv(hidden // 2, hidden, 4, 2, dtype=dtype, rngs=rngs)
-    self.conv = _conv(hidden, hidden, 3, dtype=dtype, rngs=rngs)
-    self.residual = ResidualStack(hidden, residual_hidden, num_residual_blocks,
+               out_features, *, channel_multipliers=(1, 1), dtype=jnp.float32, rngs):
+    widths = stage_widths(hidden, channel_multipliers)
+    self.num_stages = len(widths)
+    # down1, down2, ...: the paper's network's names, so its parameters keep their paths.
+    for stage, (i, o) in enumerate(zip([in_channels] + widths[:-1], widths)):
+      setattr(self, f"down{stage + 1}", _conv(i, o, 4, 2, dtype=dtype, rngs=rngs))
+    bottom = widths[-1]
+    self.conv = _conv(bottom, bottom, 3, dtype=dtype, rngs=rngs)
+    self.residual = ResidualStack(bottom, residual_hidden, num_residual_blocks,
                                   dtype=dtype, rngs=rngs)
-    self.out = _conv(hidden, out_features, 1, dtype=dtype, rngs=rngs)
+    self.out = _conv(bottom, out_features, 1, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
-    x = nnx.relu(self.down1(x - 0.5))
-    x = nnx.relu(self.down2(x))
+    x = x - 0.5
+    for stage in range(self.num_stages):
+      x = nnx.relu(getattr(self, f"down{stage + 1}")(x))
     # The latent math (quantizer, KL, sampling) is float32 whatever the nets compute in.
     return self.out(self.residual(self.conv(x))).astype(jnp.float32)
 
 
 class ConvDecoder(nnx.Module):
-  """[B, h, w, in_features] -> [B, 4h, 4w, out_channels] (unbounded)."""
+  """[B, h, w, in_features] -> [B, f h, f w, out_channels] (unbounded), f =
+  2^len(channel_multipliers) (4 by default)."""
 
   def __init__(self, in_features, hidden, residual_hidden, num_residual_blocks,
-               out_channels, *, dtype=jnp.float32, rngs):
-    self.conv = _conv(in_features, hidden, 3, dtype=dtype, rngs=rngs)
-    self.residual = ResidualStack(hidden, residual_hidden, num_residual_blocks,
+               out_channels, *, channel_multipliers=(1, 1), dtype=jnp.float32, rngs):
+    widths = stage_widths(hidden, channel_multipliers)[::-1]        # bottom to top
+    self.num_stages = len(widths)
+    self.conv = _conv(in_features, widths[0], 3, dtype=dtype, rngs=rngs)
+    self.residual = ResidualStack(widths[0], residual_hidden, num_residual_blocks,
                                   dtype=dtype, rngs=rngs)
-    self.up1 = Upsample2x(hidden, hidden // 2, dtype=dtype, rngs=rngs)
-    self.up2 = Upsample2x(hidden // 2, out_channels, dtype=dtype, rngs=rngs)
+    for stage, (i, o) in enumerate(zip(widths, widths[1:] + [out_channels])):
+      setattr(self, f"up{stage + 1}", Upsample2x(i, o, dtype=dtype, rngs=rngs))
 
   def __call__(self, z):
     x = self.residual(self.conv(z))
-    return self.up2(nnx.relu(self.up1(x))).astype(jnp.float32)
+    for stage in range(self.num_stages):
+      x = getattr(self, f"up{stage + 1}")(nnx.relu(x) if stage else x)
+    return x.astype(jnp.float32)
 
 
 class ConvToVector(nnx.Module):

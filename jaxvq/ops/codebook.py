@@ -82,7 +82,7 @@ def kmeans(key: jax.Array, points: jax.Array, num_clusters: int, num_iterations:
 
 def quantization_error(points: jax.Array, codebook: jax.Array) -> jax.Array:
   """Mean squared distance of each point to its nearest code."""
-  return jnp.mean(jnp.min(vq.squared_distances(points, codebook), axis=1))
+  return jnp.mean(vq.nearest_codes(points, codebook)[1])
 
 
 def usage_update(usage: jax.Array, indices: jax.Array, *, decay: float) -> jax.Array:

@@ -41,7 +41,8 @@ class ResidualQuantized:
 
 def residual_quantize(inputs: jax.Array, codebooks: jax.Array, *, commitment_cost: float = 0.25,
                       codebook_cost: float = 1.0,
-                      active: Optional[jax.Array] = None) -> ResidualQuantized:
+                      active: Optional[jax.Array] = None,
+                      search_chunk_size: int = 0) -> ResidualQuantized:
   """Quantizes `inputs` [..., D] through the Q codebooks [Q, K, D] in turn.
 
   Args:
@@ -51,6 +52,8 @@ def residual_quantize(inputs: jax.Array, codebooks: jax.Array, *, commitment_cos
     codebook_cost: alpha.
     active: optional [..., Q] 0/1 mask of the stages each input uses (quantizer dropout);
       None: all of them.
+    search_chunk_size: codes per chunk of each stage's nearest-code search
+      (jaxvq/ops/vq.py's `nearest_codes`; 0: automatic, -1: never chunk).
 
   Returns:
     A ResidualQuantized: quantized [..., D], indices [..., Q] int32, each stage's input
@@ -69,7 +72,7 @@ def residual_quantize(inputs: jax.Array, codebooks: jax.Array, *, commitment_cos
   count = jnp.maximum(jnp.sum(active, axis=tuple(range(active.ndim - 1))), 1.0)   # [Q]
   for q in range(depth):
     on = active[..., q:q + 1]                                             # [..., 1]
-    index = vq.nearest_code(jax.lax.stop_gradient(residual), codebooks[q])
+    index = vq.nearest_code(jax.lax.stop_gradient(residual), codebooks[q], search_chunk_size)
     code = vq.lookup(index, codebooks[q]).astype(jnp.float32)             # [..., D]
     per_input = lambda a, b: jnp.sum(jnp.mean((a - b) ** 2, axis=-1) * on[..., 0]) / count[q]
     codebook_loss += per_input(code, jax.lax.stop_gradient(residual))

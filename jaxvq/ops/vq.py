@@ -10,6 +10,11 @@ Shapes: any leading dimensions are allowed. An encoder output of shape
 [16, 8, 8, 64] with a codebook [512, 64] is flattened to [1024, 64], compared
 with all 512 codes, and the results are reshaped back: `quantized` is
 [16, 8, 8, 64] and `indices` is [16, 8, 8].
+
+The search for the nearest code holds the N x K distances at once, or, when
+they are many (`search_chunk`), goes through the codebook in chunks of codes
+with a running minimum, so that its memory is N x chunk: the same indices
+(ties to the first), the same losses and gradients.
 """
 from __future__ import annotations
 
@@ -43,6 +48,14 @@ def squared_distances(flat_inputs: jax.Array, codebook: jax.Array) -> jax.Array:
           + jnp.sum(codebook**2, axis=1)[None, :])
 
 
+def _min_and_first_argmin(values: jax.Array, positions: jax.Array, missing: int):
+  """The minimum over the last axis, and the smallest of `positions` [K] where it is met
+  (`missing` where it is met nowhere, as for a minimum of NaN): [..., K] -> [...], [...]."""
+  smallest = jnp.min(values, axis=-1, keepdims=True)
+  index = jnp.where(values == smallest, positions, missing)
+  return smallest[..., 0], jnp.min(index, axis=-1)
+
+
 def first_argmin(values: jax.Array) -> jax.Array:
   """jnp.argmin over the last axis (the first index of the minimum; NaN rows aside, see
   below), computed as two plain reductions: the minimum, then the smallest index holding
@@ -50,15 +63,100 @@ def first_argmin(values: jax.Array) -> jax.Array:
   is not (docs/performance.md). A row holding NaN has no index equal to its minimum and
   gets the last one."""
   size = values.shape[-1]
-  smallest = jnp.min(values, axis=-1, keepdims=True)
-  index = jnp.where(values == smallest, jnp.arange(size, dtype=jnp.int32), size - 1)
-  return jnp.min(index, axis=-1)
+  return _min_and_first_argmin(values, jnp.arange(size, dtype=jnp.int32), size - 1)[1]
 
 
-def nearest_code(inputs: jax.Array, codebook: jax.Array) -> jax.Array:
-  """Index of the nearest code for each vector: [..., D] -> [...] int32."""
+# Automatic chunking (search_chunk_size 0) starts above this many N x K distances
+# (2^24 float32: 64 MiB), with chunks of about AUTO_CHUNK_ELEMENTS distances.
+AUTO_CHUNK_THRESHOLD = 2 ** 24
+AUTO_CHUNK_ELEMENTS = 2 ** 22
+# Fewer codes per chunk make matrix products too thin to run at full speed.
+MIN_AUTO_CHUNK = 128
+
+
+def search_chunk(num_inputs: int, num_codes: int, chunk_size: int = 0) -> int:
+  """Codes per chunk of the nearest-code search, 0 for the whole codebook at once.
+
+  Args:
+    num_inputs: N, the vectors searched together (under jit, the whole batch's).
+    num_codes: K.
+    chunk_size: 0: automatic, chunks of about AUTO_CHUNK_ELEMENTS / N codes once N x K
+      exceeds AUTO_CHUNK_THRESHOLD; -1: never chunk; > 0: that many codes per chunk.
+
+  Returns:
+    The chunk's size in codes, or 0 where one chunk would hold every code.
+  """
+  if chunk_size < 0:
+    return 0
+  if chunk_size == 0:
+    if num_inputs * num_codes <= AUTO_CHUNK_THRESHOLD:
+      return 0
+    chunk_size = max(AUTO_CHUNK_ELEMENTS // max(num_inputs, 1), MIN_AUTO_CHUNK)
+  return 0 if chunk_size >= num_codes else chunk_size
+
+
+def nearest_codes(flat_inputs: jax.Array, codebook: jax.Array,
+                  chunk_size: int = 0) -> tuple[jax.Array, jax.Array]:
+  """The nearest code of each vector and its squared distance, the N x K distances held at
+  once or searched in chunks of codes (`search_chunk`).
+
+  In chunks, each chunk's minimum and the first index of it are merged into a running
+  pair, replacing it when strictly smaller, so ties go to the lowest index as with
+  `first_argmin`; each distance is computed as `squared_distances` computes it, so the
+  indices are the unchunked ones, unless the backend's matrix product rounds a chunk's
+  products otherwise than the whole one's and two codes are within that rounding of each
+  other. Exact ties, as duplicated codes, go to the first. The search has no gradient (its
+  inputs are held constant).
+
+  Args:
+    flat_inputs: [N, D] vectors.
+    codebook: [K, D] codes.
+    chunk_size: codes per chunk; 0: automatic, -1: never (see `search_chunk`).
+
+  Returns:
+    (indices [N] int32, squared distances to those codes [N] float32). A vector whose
+    distances are all NaN gets index K - 1, as with `first_argmin`.
+  """
+  flat = jax.lax.stop_gradient(flat_inputs).astype(jnp.float32)
+  codes = jax.lax.stop_gradient(codebook).astype(jnp.float32)
+  (n, dim), num_codes = flat.shape, codes.shape[0]
+  chunk = search_chunk(n, num_codes, chunk_size)
+  if not chunk:
+    smallest, indices = _min_and_first_argmin(
+        squared_distances(flat, codes), jnp.arange(num_codes, dtype=jnp.int32), num_codes - 1)
+    return indices, smallest
+  num_chunks = -(-num_codes // chunk)
+  padded = jnp.pad(codes, ((0, num_chunks * chunk - num_codes), (0, 0)))   # [K', D]
+  input_norms = jnp.sum(flat**2, axis=1, keepdims=True)                   # [N, 1]
+  code_norms = jnp.sum(padded**2, axis=1)                                 # [K']
+  # Padding codes are infinitely far, so never nearest.
+  code_norms = jnp.where(jnp.arange(code_norms.shape[0]) < num_codes, code_norms, jnp.inf)
+
+  def merge(carry, chunk_codes):
+    best, index = carry                                                   # [N], [N]
+    vectors, norms, offset = chunk_codes                                  # [C, D], [C], []
+    distances = input_norms - 2.0 * flat @ vectors.T + norms[None, :]    # [N, C]
+    positions = offset + jnp.arange(chunk, dtype=jnp.int32)
+    smallest, local = _min_and_first_argmin(distances, positions, num_codes)
+    # A strictly smaller minimum replaces the pair; an equal one keeps the lower index, so
+    # index K ("minimum met nowhere") gives way to a real one, as in the whole search.
+    index = jnp.where(smallest < best, local,
+                      jnp.where(smallest == best, jnp.minimum(index, local), index))
+    return (jnp.where(smallest < best, smallest, best), index), None
+
+  init = (jnp.full((n,), jnp.inf, jnp.float32), jnp.full((n,), num_codes, jnp.int32))
+  (best, index), _ = jax.lax.scan(
+      merge, init, (padded.reshape(num_chunks, chunk, dim),
+                    code_norms.reshape(num_chunks, chunk),
+                    jnp.arange(num_chunks, dtype=jnp.int32) * chunk))
+  return jnp.minimum(index, num_codes - 1), best
+
+
+def nearest_code(inputs: jax.Array, codebook: jax.Array, chunk_size: int = 0) -> jax.Array:
+  """Index of the nearest code for each vector: [..., D] -> [...] int32 (`nearest_codes`;
+  `chunk_size` 0: automatic, -1: never chunk, > 0: codes per chunk)."""
   flat = inputs.reshape(-1, inputs.shape[-1])                       # [N, D]
-  indices = first_argmin(squared_distances(flat, codebook))         # [N]
+  indices, _ = nearest_codes(flat, codebook, chunk_size)            # [N]
   return indices.reshape(inputs.shape[:-1])
 
 
@@ -101,7 +199,8 @@ def quantize(inputs: jax.Array, codebook: jax.Array, *,
              rotation_trick: bool = False,
              entropy_loss_weight: float = 0.0,
              entropy_temperature: float = 0.01,
-             diversity_weight: float = 1.0) -> Quantized:
+             diversity_weight: float = 1.0,
+             search_chunk_size: int = 0) -> Quantized:
   """Nearest-code quantization with the straight-through estimator (or the rotation trick).
 
   loss = alpha * ||z_q - sg(z_e)||^2 + beta * ||z_e - sg(z_q)||^2 (means over every
@@ -110,6 +209,10 @@ def quantize(inputs: jax.Array, codebook: jax.Array, *,
   (Fifty et al. 2024). With `entropy_loss_weight` > 0 the loss adds that weight times the
   entropy loss of the soft assignments softmax(-||z_e - c_k||^2 / entropy_temperature)
   (MaskGIT's; jaxvq/ops/entropy.py), which spreads the inputs over the codebook.
+
+  The nearest codes are searched in chunks of codes when the N x K distances are many
+  (`nearest_codes`); the entropy loss needs all of them, so with it the search holds them
+  at once.
 
   Args:
     inputs: encoder outputs z_e, [..., D] (e.g. [16, 8, 8, 64]).
@@ -120,6 +223,8 @@ def quantize(inputs: jax.Array, codebook: jax.Array, *,
     entropy_loss_weight: the entropy loss's weight (0: none).
     entropy_temperature: its softmax temperature.
     diversity_weight: gamma, the weight of its batch-entropy term.
+    search_chunk_size: codes per chunk of the search (0: automatic, -1: never chunk); must
+      be 0 or -1 with the entropy loss.
 
   Returns:
     A `Quantized`: `quantized` [..., D] (e.g. [16, 8, 8, 64]), `indices` [...] int32
@@ -128,8 +233,15 @@ def quantize(inputs: jax.Array, codebook: jax.Array, *,
   """
   num_codes = codebook.shape[0]
   flat = inputs.reshape(-1, inputs.shape[-1])                        # [N, D]
-  distances = squared_distances(flat, codebook)                      # [N, K]
-  indices = first_argmin(distances).reshape(inputs.shape[:-1])      # [...]
+  if entropy_loss_weight:
+    if search_chunk_size > 0:
+      raise ValueError("the entropy loss needs every code's distance: a chunked search "
+                       "(search_chunk_size > 0) cannot go with entropy_loss_weight > 0")
+    distances = squared_distances(flat, codebook)                    # [N, K]
+    indices = first_argmin(distances)                                # [N]
+  else:
+    indices, _ = nearest_codes(flat, codebook, search_chunk_size)    # [N]
+  indices = indices.reshape(inputs.shape[:-1])                       # [...]
   z_q = lookup(indices, codebook).astype(inputs.dtype)               # [..., D]
   codebook_loss = jnp.mean((z_q - jax.lax.stop_gradient(inputs)) ** 2)
   commitment_loss = jnp.mean((inputs - jax.lax.stop_gradient(z_q)) ** 2)

@@ -36,6 +36,7 @@ class ResidualVectorQuantizer(Quantizer):
     self.codebook_cost = 0.0 if self.codebook.ema else q.codebook_cost
     self.quantizer_dropout = q.quantizer_dropout
     self.kmeans_init_batches = q.kmeans_init_batches
+    self.search_chunk_size = q.search_chunk_size
 
   def __call__(self, z_e, key, training=False) -> QuantizerOutput:
     active = None
@@ -45,7 +46,8 @@ class ResidualVectorQuantizer(Quantizer):
       active = jnp.broadcast_to(active[:, None, None, :], z_e.shape[:-1] + (self.depth,))
     r = residual_vq.residual_quantize(
         z_e, self.codebook.vectors[...], commitment_cost=self.commitment_cost,
-        codebook_cost=self.codebook_cost, active=active)
+        codebook_cost=self.codebook_cost, active=active,
+        search_chunk_size=self.search_chunk_size)
     on = jnp.ones(r.indices.shape, jnp.float32) if active is None else active
     codes = jax.vmap(lambda i, c: vq.lookup(i, c), in_axes=(-1, 0), out_axes=-2)(
         r.indices, self.codebook.vectors[...])                                     # [B,h,w,Q,D]
@@ -59,7 +61,8 @@ class ResidualVectorQuantizer(Quantizer):
         latents=r.stage_inputs, active=active)
 
   def encode(self, z_e):
-    return residual_vq.residual_quantize(z_e, self.codebook.vectors[...]).indices
+    return residual_vq.residual_quantize(z_e, self.codebook.vectors[...],
+                                         search_chunk_size=self.search_chunk_size).indices
 
   def decode(self, indices):
     return residual_vq.decode_indices(indices, self.codebook.vectors[...])

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxvq.config.schema import Field
+from jaxvq.errors import ConfigError
 from jaxvq.models.quantizers.base import CodebookStatistic, Quantizer, QuantizerOutput
 from jaxvq.ops import codebook as codebook_lib
 from jaxvq.ops import vq
@@ -34,6 +35,9 @@ CODEBOOK_FIELDS = {
     "dead_code_threshold": Field(1.0, "a code is dead below this EMA of assignments per step",
                                  minimum=0.0),
     "usage_decay": Field(0.99, "decay of that usage EMA", minimum=0.0, below=1.0),
+    "search_chunk_size": Field(0, "codes per chunk of the nearest-code search, whose memory "
+                               "is then N x chunk, not N x K (0: automatic, chunks when "
+                               "N x K > 2^24; -1: never)", minimum=-1, resumable=True),
 }
 
 VQ_FIELDS = {
@@ -138,6 +142,13 @@ class VectorQuantizer(Quantizer):
     self.entropy_loss_weight = q.entropy_loss_weight
     self.entropy_temperature, self.diversity_weight = q.entropy_temperature, q.diversity_weight
     self.kmeans_init_batches = q.kmeans_init_batches
+    self.search_chunk_size = q.search_chunk_size
+    if q.entropy_loss_weight and q.search_chunk_size > 0:
+      raise ConfigError(
+          f"the entropy loss needs every code's distance, so the nearest-code search cannot "
+          f"be chunked: set config.model.quantizer.search_chunk_size=0 (automatic: it then "
+          f"holds them all) or entropy_loss_weight=0 (got search_chunk_size="
+          f"{q.search_chunk_size})")
 
   def to_code_space(self, z_e: jax.Array) -> jax.Array:
     """Encoder output [..., D] -> the vectors that are quantized [..., d]."""
@@ -159,7 +170,8 @@ class VectorQuantizer(Quantizer):
                     codebook_cost=self.codebook_cost, rotation_trick=self.rotation_trick,
                     entropy_loss_weight=self.entropy_loss_weight,
                     entropy_temperature=self.entropy_temperature,
-                    diversity_weight=self.diversity_weight)
+                    diversity_weight=self.diversity_weight,
+                    search_chunk_size=self.search_chunk_size)
     # Value of both the codebook and the commitment loss, per example.
     distance = jax.lax.stop_gradient(per_example_mean((z - q.quantized) ** 2))
     metrics = {"perplexity": q.perplexity, "codebook_usage": q.usage}
@@ -172,7 +184,7 @@ class VectorQuantizer(Quantizer):
         batch_metrics=metrics, latents=jax.lax.stop_gradient(z))
 
   def encode(self, z_e):
-    return vq.nearest_code(self.to_code_space(z_e), self.codes())
+    return vq.nearest_code(self.to_code_space(z_e), self.codes(), self.search_chunk_size)
 
   def decode(self, indices):
     return self.from_code_space(vq.lookup(indices, self.codes()))
