@@ -30,13 +30,14 @@ def experiment():
 
 @pytest.fixture
 def assert_devices_agree(experiment):
-  """assert_devices_agree(config, num_steps): the train step on 8 devices and on 1 gives the
-  same parameters, model state and metrics (to float rounding) after `num_steps` steps."""
+  """assert_devices_agree(config, num_steps, atol=2e-6): the train step on 8 devices and on 1
+  gives the same parameters, model state and metrics (to float rounding) after `num_steps`
+  steps."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxvq.train import steps  # pylint: disable=g-import-not-at-top
 
-  def check(config, num_steps):
+  def check(config, num_steps, atol=2e-6):
     assert jax.device_count() == 8, "tests run with --xla_force_host_platform_device_count=8"
     results = []
     for devices in (8, 1):
@@ -52,6 +53,6 @@ def assert_devices_agree(experiment):
       assert len(jax.tree.leaves(state.params)[0].sharding.device_set) == devices
       results.append(jax.device_get((state.params, state.model_state, metrics)))
     for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
-      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=atol)
 
   return check

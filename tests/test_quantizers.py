@@ -211,7 +211,10 @@ def _with_quantizer(config, keys):
 @pytest.mark.parametrize("variant", sorted(QUANTIZERS))
 def test_each_quantizer_under_the_8_device_step_equals_one_device(tiny_config,
                                                                  assert_devices_agree, variant):
-  assert_devices_agree(_with_quantizer(tiny_config, QUANTIZERS[variant]), num_steps=2)
+  # The entropy loss's softmax at temperature 0.01 scales the distances' rounding, which
+  # differs between 8 per-device sums and one, by 100: a wider absolute tolerance there.
+  atol = 5e-5 if variant == "vq_entropy" else 2e-6
+  assert_devices_agree(_with_quantizer(tiny_config, QUANTIZERS[variant]), num_steps=2, atol=atol)
 
 
 @pytest.mark.parametrize("variant", sorted(QUANTIZERS))
