@@ -262,14 +262,12 @@ def _legacy_run(workdir: str) -> bool:
 def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Makes `workdir` this run's: checks that it holds no run or one of the same config (with
   config.overwrite: deletes that run's files instead), and records what jaxvq writes there.
-  Call with the workdir's lock held (`claimed`).
+  Called by `claimed`, with the workdir's lock held and its path and files already checked.
 
   Raises:
-    RunError for a workdir holding files jaxvq did not write, or a run of another config
-    (unless config.overwrite), or one it cannot write in.
+    RunError for a workdir holding a run of another config (unless config.overwrite), or
+    one it cannot write in.
   """
-  check_path(workdir)
-  check_not_foreign(workdir)
   record = read_record(workdir) if os.path.isdir(workdir) else None
   if not os.path.exists(os.path.join(workdir, "config.json")):
     if checkpoint.latest_step(os.path.join(workdir, "checkpoints")) is not None:
