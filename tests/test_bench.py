@@ -1,5 +1,6 @@
 """jaxvq.bench: one JSON line per config, a layer-by-layer profile, a peer run in turns."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ KEYS = {"model", "backend", "device_kind", "device_count", "batch", "compile_s",
 def _bench(*args):
   done = subprocess.run([sys.executable, "-m", "jaxvq", "bench", "--steps=2", "--warmup=1", *args],
                         cwd=REPO, capture_output=True, text=True,
-                        env={**os.environ, "XLA_FLAGS": ""})   # one CPU device
+                        env={**os.environ, "XLA_FLAGS": ""})   # the CPU as the command splits it
   assert done.returncode == 0, done.stderr
   return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
@@ -28,8 +29,10 @@ def test_all_runs_every_model_config_without_its_dataset():
   rows = _bench("--all")
   assert [r["config"] for r in rows] == [os.path.relpath(p, REPO) for p in bench.model_configs()]
   assert {r["model"] for r in rows} == {"autoencoder", "vae", "vqvae", "pixelcnn"}
+  layout = distributed.cpu_devices_for(math.gcd(*(r["batch"] for r in rows)),
+                                       len(os.sched_getaffinity(0)))
   for row in rows:
-    assert KEYS <= set(row) and row["device_count"] == 1
+    assert KEYS <= set(row) and row["device_count"] == layout
     assert row["median_step_ms"] > 0 and row["gflop_per_step_per_device"] > 0
     assert 0 < row["fraction_of_matmul_peak"] < 1.5
 
@@ -62,7 +65,7 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
 
 
 def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
-  one, = _bench("--config=configs/tiny.py", "--config.num_devices=0")
+  one, = _bench("--config=configs/tiny.py", "--config.num_devices=0", "--cpu_devices=1")
   two, = _bench("--config=configs/tiny.py", "--config.num_devices=0", "--cpu_devices=2")
   assert one["device_count"] == 1 and two["device_count"] == 2
   # Each device's program does about half the step's work.
@@ -72,3 +75,25 @@ def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
 def test_cpu_devices_refuses_a_negative_count():
   with pytest.raises(ConfigError, match="cpu_devices"):
     distributed.use_cpu_devices(-1)
+
+
+@pytest.mark.parametrize("batch_size, cores, expected", [
+    (32, 2, 2), (64, 2, 2), (128, 8, 8), (33, 2, 1), (8, 2, 1), (16, 2, 2), (64, 1, 1),
+    (24, 4, 1), (64, 3, 1)])
+def test_automatic_cpu_layout_is_one_device_per_core_when_the_batch_divides(batch_size, cores,
+                                                                            expected):
+  assert distributed.cpu_devices_for(batch_size, cores) == expected
+
+
+def test_automatic_cpu_layout_leaves_an_explicit_xla_flag_and_several_processes_alone(
+    monkeypatch):
+  calls = []
+  monkeypatch.setattr(distributed.jax.config, "update", lambda *a: calls.append(a))
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+  assert distributed.use_cpu_devices(0, 64) == 0
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert distributed.use_cpu_devices(0, 64, several_processes=True) == 0
+  assert not calls
+  monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1})
+  assert distributed.use_cpu_devices(0, 64) == 2 and calls == [("jax_num_cpu_devices", 2)]
+  assert distributed.use_cpu_devices(3, 64) == 3 and calls[-1] == ("jax_num_cpu_devices", 3)

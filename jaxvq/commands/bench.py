@@ -24,6 +24,7 @@ samplers (random parameters: sampling costs the same whatever they are).
 """
 import glob
 import json
+import math
 import os
 
 from absl import flags
@@ -53,8 +54,9 @@ def define_flags() -> None:
   flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
   flags.DEFINE_integer("rounds", 3, "With --peer, and for --formulations' step with XLA's "
                        "default options: how many turns each.")
-  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices "
-                       "(0: one device), as train.py --cpu_devices does.")
+  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices, as "
+                       "train.py --cpu_devices does (0: one per core when every config's batch "
+                       "divides among them, else one; 1: one device).")
   flags.DEFINE_bool("sampling", False, "Time a prior config's samplers instead of its step.")
   flags.DEFINE_integer("num_samples", 64, "With --sampling: images per sampling call.")
   flags.DEFINE_list("search_chunk_sizes", [], "Instead of the step's row, one per value of "
@@ -80,13 +82,14 @@ def _integers(values) -> list:
 
 def main(argv):
   del argv
-  distributed.use_cpu_devices(FLAGS.cpu_devices)
   if FLAGS.all:
     runs = [(os.path.relpath(p), config_lib.load_file(p)) for p in model_configs()]
   elif FLAGS.config is not None:
     runs = [(None, FLAGS.config)]
   else:
     raise ConfigError("give --config=configs/NAME.py, or --all")
+  # One layout for every config timed: one that divides each of their batches.
+  distributed.use_cpu_devices(FLAGS.cpu_devices, math.gcd(*(c.batch_size for _, c in runs)))
   for path, config in runs:
     if FLAGS.sampling:
       if config.model.name != "pixelcnn":

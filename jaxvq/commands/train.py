@@ -23,14 +23,17 @@ def define_flags() -> None:
   flags.DEFINE_integer("process_id", -1, "This process's index, 0 to num_processes - 1.")
   flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() and let JAX find "
                     "the processes (Cloud TPU VM pods, SLURM, Open MPI).")
-  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices, one "
-                       "per core for example (0: one device); the batch must divide among them.")
+  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices (0: "
+                       "one per core when the batch divides among them, else one; 1: one "
+                       "device); the batch must divide among them.")
   flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
-  distributed.use_cpu_devices(FLAGS.cpu_devices)
+  several = bool(FLAGS.coordinator_address or FLAGS.num_processes > 1 or FLAGS.distributed
+                 or distributed.on_multihost_tpu())
+  distributed.use_cpu_devices(FLAGS.cpu_devices, FLAGS.config.batch_size, several)
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                          FLAGS.distributed)
   train_and_evaluate(FLAGS.config, FLAGS.workdir)

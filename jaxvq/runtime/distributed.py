@@ -19,18 +19,41 @@ def on_multihost_tpu() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
-def use_cpu_devices(count: int) -> None:
-  """Splits the host's CPU into `count` XLA devices (0: leave JAX's default, one device).
+AUTO_MIN_BATCH_PER_DEVICE = 8   # below this a device's share is too small to keep a core busy
+
+
+def cpu_devices_for(batch_size: int, cores: int) -> int:
+  """The CPU layout `--cpu_devices=0` picks: one device per core when the batch divides among
+  them with at least AUTO_MIN_BATCH_PER_DEVICE examples each, else one device.
+
+  Measured on 2 cores (docs/performance.md): two devices, each running its half of the batch,
+  keep the cores busier than one device splitting each small operation over both.
+  """
+  if cores > 1 and batch_size % cores == 0 and batch_size // cores >= AUTO_MIN_BATCH_PER_DEVICE:
+    return cores
+  return 1
+
+
+def use_cpu_devices(count: int, batch_size: int = 0, several_processes: bool = False) -> int:
+  """Splits the host's CPU into `count` XLA devices; 0 picks `cpu_devices_for(batch_size)`.
 
   The mesh then spans them like any other devices, and each device's share of
-  the batch runs in parallel with the others': on a small CPU this keeps the
-  cores busier than one device's many small operations split over threads
-  (docs/performance.md). Must run before JAX first touches a device.
+  the batch runs in parallel with the others'. Only the CPU backend is split: on a GPU or TPU
+  host the mesh is the accelerators, whatever this says. The automatic choice is left alone
+  when XLA_FLAGS already sets the count, and is one device for a run of several processes (each
+  process's devices must then be given explicitly). Must run before JAX first touches a device.
+
+  Returns the count set (0: none set, JAX's or XLA_FLAGS' own).
   """
   if count < 0:
-    raise ConfigError(f"--cpu_devices must be 0 (JAX's default) or a device count, got {count}")
-  if count:
-    jax.config.update("jax_num_cpu_devices", count)
+    raise ConfigError(f"--cpu_devices must be 0 (automatic) or a device count, got {count}")
+  if count == 0:
+    if several_processes or "xla_force_host_platform_device_count" in os.environ.get(
+        "XLA_FLAGS", ""):
+      return 0
+    count = cpu_devices_for(batch_size, len(os.sched_getaffinity(0)))
+  jax.config.update("jax_num_cpu_devices", count)
+  return count
 
 
 def initialize(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
