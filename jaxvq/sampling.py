@@ -31,6 +31,20 @@ def load_prior(workdir: str):
   return run
 
 
+def load_vqvae_of(prior_run):
+  """The VQ-VAE run at the checkpoint whose codes `prior_run` learned, checked to be that
+  run and checkpoint still."""
+  vq_dir = codes_lib.workdir_of(prior_run.config.dataset)
+  vq_step = prior_run.experiment.dataset.metadata["step"]
+  if vq_step not in checkpoint.saved_steps(os.path.join(vq_dir, "checkpoints")):
+    raise SampleError(f"the VQ-VAE checkpoint of step {vq_step}, whose codes the prior learned, is "
+                      f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq encode "
+                      f"--workdir={vq_dir}` and train a new prior on those codes")
+  codes_lib.check_same_run(prior_run.config.model, vq_dir, workdir_lib.run_id(vq_dir),
+                           checkpoint.saved_checksum(os.path.join(vq_dir, "checkpoints"), vq_step))
+  return load_run(vq_dir, step=vq_step)
+
+
 def check_request(prior, num_samples: int, label, temperature: float = 1.0):
   if num_samples < 1:
     raise SampleError(f"--num_samples must be at least 1, got {num_samples}")
@@ -146,15 +160,7 @@ def sample_images(prior_workdir: str, num_samples: int, label=None, temperature:
   prior_run = load_prior(prior_workdir)
   prior = prior_run.model
   check_request(prior, num_samples, label, temperature)
-  vq_dir = codes_lib.workdir_of(prior_run.config.dataset)
-  vq_step = prior_run.experiment.dataset.metadata["step"]
-  if vq_step not in checkpoint.saved_steps(os.path.join(vq_dir, "checkpoints")):
-    raise SampleError(f"the VQ-VAE checkpoint of step {vq_step}, whose codes the prior learned, is "
-                      f"no longer in {vq_dir}/checkpoints: re-encode with `python -m jaxvq encode "
-                      f"--workdir={vq_dir}` and train a new prior on those codes")
-  codes_lib.check_same_run(prior_run.config.model, vq_dir, workdir_lib.run_id(vq_dir),
-                           checkpoint.saved_checksum(os.path.join(vq_dir, "checkpoints"), vq_step))
-  vq_run = load_run(vq_dir, step=vq_step)
+  vq_run = load_vqvae_of(prior_run)
   # On the host between the two: the prior's and the VQ-VAE's runs may use different meshes.
   codes = np.asarray(sample_codes(prior_run.experiment, prior_run.state, jax.random.key(seed),
                                   num_samples, label, temperature))

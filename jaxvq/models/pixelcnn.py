@@ -216,12 +216,16 @@ class PixelCNNPrior(ImageModel):
       return None
     return jnp.zeros((batch,), jnp.int32) if labels is None else labels
 
+  def code_nll(self, codes: jax.Array, labels=None) -> jax.Array:
+    """-log p(codes | label) in nats: [B, h, w] int codes -> [B]."""
+    logits = self.logits(codes, labels)
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1)[..., 0]
+    return per_example_sum(nll)
+
   def __call__(self, codes: jax.Array, key: jax.Array, labels=None,
                training: bool = False) -> ModelOutput:
     del key, training
-    logits = self.logits(codes, labels)
-    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1)[..., 0]
-    nats = per_example_sum(nll)                                          # [B] per grid
+    nats = self.code_nll(codes, labels)                                  # [B] per grid
     positions = math.prod(self.grid_shape)
     return ModelOutput(
         loss=jnp.mean(nats) / positions,

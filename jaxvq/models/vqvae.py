@@ -3,13 +3,22 @@ encoder, a quantizer, a conv decoder.
 
 loss = reconstruction + the quantizer's loss, where the reconstruction term is
 the MSE, divided by the variance of the training data when
-`normalize_reconstruction` is set (DeepMind's recipe), and the quantizer's is,
+`normalize_reconstruction` is set (DeepMind's recipe), or with
+`likelihood="discretized_gaussian"` the negative log-likelihood of the 8-bit
+pixels under a Gaussian discretized to the 256 levels (the VAE's, in
+jaxvq/ops/likelihoods.py) with a learned log-scale per channel, in nats per
+dimension; its test metrics then hold the decoder's -log p(x | z_q) per image
+(`reconstruction_nll`, nats) and in bits per dimension, the decoder's share of
+the paper's bound on -log p(x) (section 4.1; jaxvq/likelihood_bound.py adds the prior's).
+The quantizer's loss is,
 for the paper's nearest-code VQ, alpha * ||sg(z_e) - z_q||^2 + beta *
 ||z_e - sg(z_q)||^2. `config.model.quantizer.name` picks the quantizer
 (jaxvq/models/quantizers): vq (with EMA, k-means, dead-code restarts, the
 rotation trick, an entropy loss), fsq, lfq or residual_vq.
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -22,9 +31,12 @@ from jaxvq.models.base import ImageModel, ModelOutput
 from jaxvq.models.quantizers import CodebookStatistic, quantizer_class
 from jaxvq.models.quantizers.vq import VQ_FIELDS
 from jaxvq.nets import CONV_FIELDS, build_encoder_decoder
+from jaxvq.ops import likelihoods
 from jaxvq.ops.reduce import per_example_mean
 
 __all__ = ["VQVAE", "CodebookStatistic", "VQ_FIELDS"]
+
+LIKELIHOODS = ("mse", "discretized_gaussian")
 
 
 class VQVAE(ImageModel):
@@ -40,9 +52,13 @@ class VQVAE(ImageModel):
       "embedding_dim": Field(64, "D, the channels of the encoder's output", minimum=1),
       "normalize_reconstruction": Field(True, "divide the MSE by the data variance (the "
                                         "reconstruction term of the loss)"),
+      "likelihood": Field("mse", "the reconstruction term: mse (normalized or not, above), or "
+                          "discretized_gaussian: -log p(x | z_q) of the 8-bit pixels in nats "
+                          "per dimension, a Gaussian discretized to the 256 levels with a "
+                          "learned log-scale per channel", choices=LIKELIHOODS),
       "quantizer": VQ_FIELDS,
   }
-  SUMMARY_METRICS = ("normalized_mse", "perplexity", "codebook_usage")
+  SUMMARY_METRICS = ("normalized_mse", "bits_per_dim", "perplexity", "codebook_usage")
 
   @classmethod
   def config_section(cls, model_config) -> dict:
@@ -84,6 +100,10 @@ class VQVAE(ImageModel):
     self.index_shape = tuple(self.quantizer.index_shape)
     self.data_variance = data_variance
     self.normalize_reconstruction = cfg.normalize_reconstruction
+    self.likelihood = cfg.get("likelihood", "mse")
+    self.num_dims = math.prod(image_shape)
+    if self.likelihood == "discretized_gaussian":
+      self.log_scale = nnx.Param(jnp.full((image_shape[-1],), -2.0))  # log sigma, per channel
 
   # -------------------------------------------------------------- tokenizer
 
@@ -110,6 +130,18 @@ class VQVAE(ImageModel):
     """
     return jnp.clip(self.decoder(self.quantizer.decode(indices)) + 0.5, 0.0, 1.0)
 
+  # -------------------------------------------------------------- likelihood
+
+  def reconstruction_nll(self, x: jax.Array, mean: jax.Array) -> jax.Array:
+    """-log p(x | z_q) in nats, [B], of images x [B, H, W, C] on the 256 levels given the
+    decoder's mean [B, H, W, C] (likelihood="discretized_gaussian" only)."""
+    log_scale = jnp.broadcast_to(self.log_scale[...], x.shape)
+    return -likelihoods.discretized_gaussian_log_prob(x, mean, log_scale)
+
+  def decoder_nll(self, x: jax.Array, indices: jax.Array) -> jax.Array:
+    """-log p(x | codes) in nats, [B]: the decoder's share of the bound on -log p(x)."""
+    return self.reconstruction_nll(x, self.decoder(self.quantizer.decode(indices)) + 0.5)
+
   def code_counts(self, indices: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """How often each code is used in `indices`: [S, K] (S = 1, or one row per stage)."""
     return self.quantizer.code_counts(indices, weights)
@@ -120,10 +152,18 @@ class VQVAE(ImageModel):
     del labels  # unconditional
     q = self.quantizer(self.encoder(x), key, training)
     x_hat = self.decoder(q.quantized) + 0.5                       # [B, H, W, C]
-    mse = per_example_mean((x_hat - x) ** 2)
+    likelihood = self.likelihood == "discretized_gaussian"
+    # A likelihood's mean may leave [0, 1] (the end bins reach +-inf): its MSE is the image's.
+    mse = per_example_mean(((jnp.clip(x_hat, 0.0, 1.0) if likelihood else x_hat) - x) ** 2)
     normalized_mse = mse / self.data_variance
-    reconstruction = normalized_mse if self.normalize_reconstruction else mse
     per_example = {k: v for k, v in q.per_example.items() if k != "loss"}
+    if likelihood:
+      nll = self.reconstruction_nll(x, x_hat)                             # [B] nats
+      reconstruction = nll / self.num_dims
+      per_example.update(reconstruction_nll=nll,
+                         bits_per_dim=likelihoods.nats_to_bits_per_dim(nll, self.num_dims))
+    else:
+      reconstruction = normalized_mse if self.normalize_reconstruction else mse
     return ModelOutput(
         loss=jnp.mean(reconstruction) + q.loss,
         per_example={"loss": reconstruction + q.per_example["loss"], "mse": mse,

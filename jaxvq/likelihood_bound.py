@@ -1,0 +1,106 @@
+"""The VQ-VAE's upper bound on the test NLL in bits per dimension (van den Oord et al. 2017,
+"Neural Discrete Representation Learning", section 4.1 and Table 1).
+
+The encoder is deterministic: q(z | x) puts all its mass on x's codes z_q(x),
+so the ELBO's KL term is -log p(z_q(x)) (the entropy of a one-hot q is 0) and
+
+  log p(x) >= log p(x | z_q(x)) + log p(z_q(x)),
+
+a valid lower bound for any encoder, with p(z) the PixelCNN prior and
+p(x | z) the VQ-VAE's decoder as a discrete likelihood of the 8-bit pixels
+(`config.model.likelihood="discretized_gaussian"`). In bits per dimension:
+
+  -log2 p(x) / D <= (prior's bits for the codes + decoder's bits for x given them) / D,
+
+D = H x W x C (784 for Fashion-MNIST). A class-conditional prior gives
+p(z | y): since p(x) >= p(y) p(x | y), a uniform p(y) over the classes adds
+log2(num_classes) bits per image (the label's share, reported apart).
+
+  bound = likelihood_bound.nll_bound("workdirs/prior")   # or: jaxvq bits --workdir=...
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvq import errors, sampling
+from jaxvq.data.batches import eval_batches
+from jaxvq.ops import likelihoods
+from jaxvq.runtime import sharding
+
+
+class BoundError(errors.UserError):
+  """A bound the runs cannot give."""
+
+
+def bound_bits_per_dim(prior_nats: jax.Array, decoder_nats: jax.Array, num_dims: int,
+                       label_nats: float = 0.0) -> jax.Array:
+  """-log2 p(x) / D <= (prior's NLL of the codes + decoder's NLL of x given them + the
+  label's) / (D ln 2): [B] nats each -> [B] bits per dimension."""
+  return likelihoods.nats_to_bits_per_dim(prior_nats + decoder_nats + label_nats, num_dims)
+
+
+def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) -> dict:
+  """The bound over the test split, from a PixelCNN prior and the VQ-VAE whose codes it learned.
+
+  Args:
+    prior_workdir: a trained PixelCNN prior's workdir (its dataset names the VQ-VAE).
+    num_examples: the first this many test images (0: all of them).
+    batch_size: images per compiled batch.
+
+  Returns:
+    {"examples", "num_dims", "bits_per_dim" (the bound), "prior_bits_per_dim",
+     "decoder_bits_per_dim", "label_bits_per_dim", "prior_bits_per_code"}, each a mean
+    over the examples.
+
+  Raises:
+    BoundError when the VQ-VAE's decoder is no likelihood of the pixels (an MSE).
+  """
+  if jax.process_count() > 1:
+    raise BoundError(f"the bound is computed by one process: run `python -m jaxvq bits "
+                     f"--workdir={prior_workdir}` on one host")
+  prior_run = sampling.load_prior(prior_workdir)
+  vq_run = sampling.load_vqvae_of(prior_run)
+  if vq_run.config.model.likelihood != "discretized_gaussian":
+    raise BoundError(
+        f"the VQ-VAE in {vq_run.workdir} was trained with likelihood="
+        f"{vq_run.config.model.likelihood!r}: an MSE is no likelihood of the 8-bit pixels, so "
+        f"it bounds nothing; train one with --config.model.likelihood=discretized_gaussian "
+        f"(configs/vqvae_likelihood_fashion_mnist.py) and a prior on its codes")
+  vq_exp, prior = vq_run.experiment, prior_run.model
+  test = vq_exp.dataset.test
+  num = min(num_examples or len(test), len(test))
+  num_dims = vq_run.model.num_dims
+  label_nats = math.log(prior.num_classes) if prior.num_classes else 0.0
+  key = jax.random.key(0)  # binarized data would draw its pixels from it
+
+  def encode_and_decoder_nll(model, inputs):
+    x = vq_exp.dataset.preprocess(inputs, key)
+    codes = model.encode_to_indices(x)
+    return codes, model.decoder_nll(x, codes)
+
+  vq_step = vq_run.jit(encode_and_decoder_nll)
+  prior_step = prior_run.jit(lambda model, codes, labels: model.code_nll(codes, labels))
+  batch_size = sharding.round_up_to_devices(batch_size, vq_exp.mesh)
+  batch_size = sharding.round_up_to_devices(batch_size, prior_run.experiment.mesh)
+  prior_sum = decoder_sum = 0.0
+  for indices, mask in eval_batches(num, batch_size):
+    codes, decoder_nats = vq_step(sharding.shard_batch(test.inputs(indices), vq_exp.mesh))
+    # Through the host: the two runs may use different meshes.
+    codes, labels = np.asarray(sharding.to_host(codes)), test.labels(indices).astype(np.int32)
+    prior_nats = prior_step(*sharding.shard_batch((codes, labels), prior_run.experiment.mesh))
+    prior_sum += float(np.sum(np.asarray(sharding.to_host(prior_nats)) * mask))
+    decoder_sum += float(np.sum(np.asarray(sharding.to_host(decoder_nats)) * mask))
+  prior_nats, decoder_nats = prior_sum / num, decoder_sum / num
+  to_bits = lambda nats: float(likelihoods.nats_to_bits_per_dim(nats, num_dims))
+  return {"examples": num, "num_dims": num_dims,
+          "bits_per_dim": float(bound_bits_per_dim(jnp.asarray(prior_nats),
+                                                   jnp.asarray(decoder_nats), num_dims,
+                                                   label_nats)),
+          "prior_bits_per_dim": to_bits(prior_nats),
+          "decoder_bits_per_dim": to_bits(decoder_nats),
+          "label_bits_per_dim": to_bits(label_nats),
+          "prior_bits_per_code": prior_nats / (math.prod(prior.grid_shape) * math.log(2.0))}
