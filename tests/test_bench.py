@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from jaxvq.bench import growth
 from jaxvq.commands import bench
 from jaxvq.runtime import distributed, xla_options
 from jaxvq.errors import ConfigError
@@ -26,13 +27,13 @@ def _bench(*args):
 
 
 def test_all_runs_every_model_config_without_its_dataset():
-  rows = _bench("--all")
+  rows = _bench("--all", "--max_batch=2")
   assert [r["config"] for r in rows] == [os.path.relpath(p, REPO) for p in bench.model_configs()]
   assert {r["model"] for r in rows} == {"autoencoder", "vae", "vqvae", "pixelcnn"}
   layout = distributed.cpu_devices_for(math.gcd(*(r["batch"] for r in rows)),
                                        len(os.sched_getaffinity(0)))
   for row in rows:
-    assert KEYS <= set(row) and row["device_count"] == layout
+    assert KEYS <= set(row) and row["device_count"] == layout and row["batch"] <= 2
     assert row["median_step_ms"] > 0 and row["gflop_per_step_per_device"] > 0
     assert 0 < row["fraction_of_matmul_peak"] < 1.5
 
@@ -97,3 +98,31 @@ def test_automatic_cpu_layout_leaves_an_explicit_xla_flag_and_several_processes_
   monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1})
   assert distributed.use_cpu_devices(0, 64) == 2 and calls == [("jax_num_cpu_devices", 2)]
   assert distributed.use_cpu_devices(3, 64) == 3 and calls[-1] == ("jax_num_cpu_devices", 3)
+
+
+def test_sweep_rows_grow_with_the_codebook_and_the_plot_is_drawn(tiny, tmp_path):
+  config = tiny("vqvae")
+  sweeps = [growth.parse_sweep("num_codes=16,256"), growth.parse_sweep("image_size=28,56")]
+  rows = list(growth.step_growth(config, sweeps, steps=1, warmup=0))
+  assert [(r["sweep"], r["value"]) for r in rows] == [
+      ("num_codes", 16), ("num_codes", 256), ("image_size", 28), ("image_size", 56)]
+  assert [r["input_shape"] for r in rows[2:]] == [[28, 28, 1], [56, 56, 1]]
+  # The codebook (K x D parameters and their Adam moments) is an argument of the step.
+  assert rows[1]["argument_mib"] > rows[0]["argument_mib"]
+  assert rows[3]["temp_mib"] > rows[2]["temp_mib"]   # 4x the activations
+  grids = list(growth.sampling_growth(tiny("pixelcnn"), [3, 6], num_samples=2, repeats=1))
+  assert [g["positions"] for g in grids] == [9, 36]
+  assert all(g["row_cached_ms_per_image"] > 0 and g["speedup_of_row_cache"] > 0 for g in grids)
+  path = growth.plot_growth(rows, grids, str(tmp_path / "growth.png"))
+  assert os.path.getsize(path) > 10000
+
+
+@pytest.mark.parametrize("text", ["num_codes", "num_codes=", "num_codes=a,b", "=1,2"])
+def test_a_malformed_sweep_is_refused(text):
+  with pytest.raises(ConfigError, match="--sweep takes KEY=V1,V2"):
+    growth.parse_sweep(text)
+
+
+def test_a_sweep_of_a_key_the_config_lacks_is_refused(tiny):
+  with pytest.raises(ConfigError, match="no key 'model.nothing'"):
+    list(growth.step_growth(tiny("vqvae"), [growth.parse_sweep("model.nothing=1")], 1, 0))

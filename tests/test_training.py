@@ -147,11 +147,12 @@ def test_tokenizer_round_trip(tiny_config):
                                         if f.endswith(".py") and not f.startswith("_")))
 def test_every_config_loads_and_builds_its_model(name):
   config = config_lib.load_file(os.path.join(REPO, "configs", name))
-  cifar = "cifar" in config.dataset
-  shape = (32, 32, 3) if cifar else (28, 28, 1)
+  cifar, imagenet = "cifar" in config.dataset, "imagenet" in config.dataset
+  size = config.image_size or (128 if imagenet else 32 if cifar else 28)
+  shape = (size, size, 3 if cifar or imagenet else 1)
   if config.model.name == "pixelcnn":  # the prior takes K and its sizes from the codes
     config.model.update(num_codes=512, num_classes=10, image_dims=int(np.prod(shape)))
-    shape = (8, 8) if cifar else (7, 7)
+    shape = (32, 32) if imagenet else (8, 8) if cifar else (7, 7)
   inputs = jnp.zeros((2,) + shape, jnp.int32 if len(shape) == 2 else jnp.float32)
   out = jax.eval_shape(lambda: build_model(config.model, shape, data_variance=0.1, seed=0)(
       inputs, jax.random.key(0), jnp.zeros((2,), jnp.int32)))

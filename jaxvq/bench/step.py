@@ -48,11 +48,12 @@ def image_shape_of(config) -> tuple:
                       data_dir=config.data_dir or None).image_shape
 
 
-def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CODES):
+def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CODES,
+                   use_saved_codes: bool = True):
   """A dataset of random pixels (or, for a prior, random codes) of the config's shapes.
 
-  A prior's grid and K are those of its VQ-VAE's codes where they exist, else
-  `grid` x `grid` and `num_codes`.
+  A prior's grid and K are those of its VQ-VAE's codes where they exist (and
+  `use_saved_codes`), else `grid` x `grid` and `num_codes`.
   """
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 10, NUM_EXAMPLES)
@@ -61,7 +62,7 @@ def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CO
     images = rng.integers(0, 256, (NUM_EXAMPLES, *shape), dtype=np.uint8)
     source = ArraySource(images, labels)
     return ImageDataset(f"random:{config.dataset}", source, source, num_classes=10)
-  saved = codes.read_metadata(codes.workdir_of(config.dataset))
+  saved = codes.read_metadata(codes.workdir_of(config.dataset)) if use_saved_codes else None
   if saved is not None:
     grid_shape, num_codes = tuple(saved["grid_shape"]), saved["num_codes"]
   else:

@@ -10,6 +10,10 @@
   jaxvq bench --config=configs/pixelcnn_NAME.py --sampling   the prior's samplers
   jaxvq bench --config=... --search_chunk_sizes=-1,256   a VQ-VAE's step with the nearest-code
                                          search whole and in chunks of 256 codes, in turns
+  jaxvq bench --config=... --sweep=num_codes=512,4096 [--sweep=image_size=32,64] --plot=F.png
+                                         step time and memory as each key grows
+  jaxvq bench --config=configs/pixelcnn_NAME.py --sampling --grids=7,16,32 --plot=F.png
+                                         sampling time as the code grid grows
 
 Prints one JSON line per config: the model, backend, device kind and count,
 batch, compile seconds, the median step time over the timed steps, images/s,
@@ -31,7 +35,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxvq import config as config_lib
-from jaxvq.bench import formulations, layers, peers, sampling, step
+from jaxvq.bench import formulations, growth, layers, peers, sampling, step
 from jaxvq.errors import ConfigError
 from jaxvq.runtime import distributed
 from jaxvq.train.experiment import setup
@@ -42,6 +46,9 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   config_flags.DEFINE_config_file("config", None, "A config file in configs/.", lock_config=True)
   flags.DEFINE_bool("all", False, "Benchmark every model config in configs/.")
+  flags.DEFINE_integer("max_batch", 0, "Time each config at no more than this batch (0: the "
+                       "config's own): with --all, a quick check that every config compiles "
+                       "and runs.")
   flags.DEFINE_integer("steps", 20, "Timed steps (after the warm-up steps).")
   flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
   flags.DEFINE_bool("layers", False, "Also time each layer's forward and backward pass.")
@@ -62,6 +69,14 @@ def define_flags() -> None:
   flags.DEFINE_list("search_chunk_sizes", [], "Instead of the step's row, one per value of "
                     "a VQ-VAE's config.model.quantizer.search_chunk_size (-1: never chunk, "
                     "0: automatic, N: codes per chunk), each step timed in turns (--rounds).")
+  flags.DEFINE_multi_string("sweep", [], "Instead of the step's row, one row per value of a "
+                            "key: KEY=V1,V2,... with KEY num_codes, image_size, batch_size, "
+                            "downsample or a config path; repeat the flag to sweep several "
+                            "keys, one at a time (jaxvq/bench/growth.py).")
+  flags.DEFINE_list("grids", [], "With --sampling: instead of the three samplers at the "
+                    "prior's own grid, the row-cached sampler against the full-pass loop at "
+                    "each of these G x G grids.")
+  flags.DEFINE_string("plot", "", "With --sweep or --grids: also draw the rows into this PNG.")
 
 
 def model_configs() -> list:
@@ -72,12 +87,38 @@ def model_configs() -> list:
                 if os.path.basename(p) not in ("__init__.py", "tiny.py"))
 
 
-def _integers(values) -> list:
+def _integers(values, flag: str = "--search_chunk_sizes") -> list:
   try:
     return [int(v) for v in values]
   except ValueError:
-    raise ConfigError(f"--search_chunk_sizes takes integers (-1, 0 or codes per chunk), got "
-                      f"{','.join(values)}") from None
+    raise ConfigError(f"{flag} takes integers, got {','.join(values)}") from None
+
+
+def _check_prior(config) -> None:
+  if config.model.name != "pixelcnn":
+    raise ConfigError("--sampling times a PixelCNN prior's samplers: give a prior config")
+
+
+def _growth(runs) -> None:
+  """--sweep and --sampling --grids: the rows of jaxvq/bench/growth.py, and their plot."""
+  if len(runs) != 1:
+    raise ConfigError("--sweep and --grids take one --config, not --all")
+  (_, config), = runs
+  step_rows, sampling_rows = [], []
+  if FLAGS.grids:
+    if not FLAGS.sampling:
+      raise ConfigError("--grids goes with --sampling (and a prior config)")
+    _check_prior(config)
+    for row in growth.sampling_growth(config, _integers(FLAGS.grids, "--grids"),
+                                      FLAGS.num_samples):
+      sampling_rows.append(row)
+      print(json.dumps(row), flush=True)
+  for row in growth.step_growth(config, [growth.parse_sweep(s) for s in FLAGS.sweep],
+                                FLAGS.steps, FLAGS.warmup):
+    step_rows.append(row)
+    print(json.dumps(row), flush=True)
+  if FLAGS.plot:
+    print(f"plot: {growth.plot_growth(step_rows, sampling_rows, FLAGS.plot)}")
 
 
 def main(argv):
@@ -88,12 +129,17 @@ def main(argv):
     runs = [(None, FLAGS.config)]
   else:
     raise ConfigError("give --config=configs/NAME.py, or --all")
+  if FLAGS.max_batch:
+    for _, config in runs:
+      config.batch_size = min(config.batch_size, FLAGS.max_batch)
   # One layout for every config timed: one that divides each of their batches.
   distributed.use_cpu_devices(FLAGS.cpu_devices, math.gcd(*(c.batch_size for _, c in runs)))
+  if FLAGS.sweep or FLAGS.grids:
+    _growth(runs)
+    return
   for path, config in runs:
     if FLAGS.sampling:
-      if config.model.name != "pixelcnn":
-        raise ConfigError("--sampling times a PixelCNN prior's samplers: give a prior config")
+      _check_prior(config)
       exp = setup(config, step.random_dataset(config))
       print(json.dumps(sampling.sampling_speed(exp, exp.initial_state, FLAGS.num_samples)))
       continue

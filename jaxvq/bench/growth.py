@@ -1,0 +1,124 @@
+"""How a step's time and memory, and a prior's sampling time, grow: one config swept over a
+key at a time (codebook size, image size, batch), and a prior sampled at several grid sizes.
+
+  jaxvq bench --config=configs/vqvae_cifar10.py --sweep=num_codes=512,4096,16384 \
+      --sweep=image_size=32,64,128 --sweep=batch_size=16,32,64 --plot=growth.png
+  jaxvq bench --config=configs/pixelcnn_fashion_mnist.py --sampling --grids=7,16,32
+
+Each value is its own compiled step (`StepTimer`), with every other key as the config has it.
+"""
+from __future__ import annotations
+
+import gc
+
+from jaxvq.bench import step as step_lib
+from jaxvq.bench.timing import median_seconds
+from jaxvq.errors import ConfigError
+
+# Short names of the keys a sweep may vary; any other dotted config path works as well.
+SWEEP_KEYS = {"num_codes": "model.quantizer.num_codes", "image_size": "image_size",
+              "batch_size": "batch_size", "downsample": "model.downsample"}
+
+
+def parse_sweep(text: str) -> tuple:
+  """'num_codes=512,4096' -> ('num_codes', 'model.quantizer.num_codes', [512, 4096])."""
+  name, _, values = text.partition("=")
+  try:
+    numbers = [int(v) for v in values.split(",") if v]
+  except ValueError:
+    numbers = []
+  if not name or not numbers:
+    raise ConfigError(f"--sweep takes KEY=V1,V2,... with integer values (KEY one of "
+                      f"{', '.join(SWEEP_KEYS)} or a config path), got {text!r}")
+  return name, SWEEP_KEYS.get(name, name), numbers
+
+
+def _set(config, path: str, value) -> None:
+  *parents, leaf = path.split(".")
+  section = config
+  for part in parents:
+    section = section[part] if part in section else None
+    if section is None:
+      break
+  if section is None or leaf not in section:
+    raise ConfigError(f"--sweep: the config has no key {path!r}")
+  section[leaf] = value
+
+
+def step_growth(config, sweeps, steps: int, warmup: int):
+  """Yields one `step.benchmark` row per swept value, with "sweep" and "value" first."""
+  for name, path, values in sweeps:
+    for value in values:
+      swept = config.copy_and_resolve_references()
+      _set(swept, path, value)
+      timer = step_lib.StepTimer(swept)
+      yield {"sweep": name, "value": value, **step_lib.benchmark(timer, steps, warmup)}
+      del timer
+      gc.collect()   # the largest values' buffers go before the next one compiles
+
+
+def sampling_growth(config, grids, num_samples: int, repeats: int = 3):
+  """Yields, per grid size g, the prior's row-cached sampler against the full-pass loop on a
+  g x g grid (random parameters: the cost does not depend on them): ms per image each, and
+  the cache's speed-up."""
+  from jaxvq.sampling import make_sampler, sample_labels  # pylint: disable=g-import-not-at-top
+  from jaxvq.train.experiment import setup  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  for grid in grids:
+    exp = setup(config, step_lib.random_dataset(config, grid=grid, use_saved_codes=False))
+    state, key = exp.initial_state, jax.random.key(0)
+    labels = sample_labels(exp.model(state), num_samples)
+    seconds = {}
+    for how in ("compiled_loop", "compiled_loop_without_cache"):
+      sampler = make_sampler(exp, num_samples, how=how)
+      jax.block_until_ready(sampler(state, key, labels))   # compiles
+      seconds[how] = median_seconds(lambda: sampler(state, key, labels), repeats)
+    yield {"grid": [grid, grid], "positions": grid * grid, "num_samples": num_samples,
+           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
+           "row_cached_ms_per_image": round(seconds["compiled_loop"] / num_samples * 1e3, 2),
+           "full_pass_ms_per_image": round(
+               seconds["compiled_loop_without_cache"] / num_samples * 1e3, 2),
+           "speedup_of_row_cache": round(
+               seconds["compiled_loop_without_cache"] / seconds["compiled_loop"], 1)}
+
+
+def plot_growth(step_rows, sampling_rows, path: str) -> str:
+  """One PNG: per swept key, step ms and peak MiB against its values (log-log); and the
+  samplers' ms per image against the grid's positions."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  from matplotlib.ticker import NullLocator  # pylint: disable=g-import-not-at-top
+  sweeps = list(dict.fromkeys(r["sweep"] for r in step_rows))
+  columns = len(sweeps) + bool(sampling_rows)
+  if not columns:
+    raise ConfigError("--plot needs --sweep (or --sampling with --grids)")
+  figure = Figure(figsize=(4.2 * columns, 3.6))
+  axes = figure.subplots(1, columns, squeeze=False)[0]
+  for ax, name in zip(axes, sweeps):
+    rows = [r for r in step_rows if r["sweep"] == name]
+    values = [r["value"] for r in rows]
+    ax.loglog(values, [r["median_step_ms"] for r in rows], "o-", color="C0", label="step ms")
+    ax.set_xlabel(name)
+    ax.set_ylabel("step ms", color="C0")
+    if all("peak_memory_mib" in r for r in rows):
+      memory = ax.twinx()
+      memory.loglog(values, [r["peak_memory_mib"] for r in rows], "s--", color="C3")
+      memory.set_ylabel("peak MiB (XLA)", color="C3")
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_title(f"{rows[0]['model']}, {name}", fontsize=9)
+  if sampling_rows:
+    ax = axes[-1]
+    positions = [r["positions"] for r in sampling_rows]
+    ax.loglog(positions, [r["row_cached_ms_per_image"] for r in sampling_rows], "o-",
+              label="row-cached")
+    ax.loglog(positions, [r["full_pass_ms_per_image"] for r in sampling_rows], "s--",
+              label="full pass per position")
+    ax.set_xticks(positions, [f"{r['grid'][0]}x{r['grid'][1]}" for r in sampling_rows])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("code grid")
+    ax.set_ylabel("ms per image")
+    ax.set_title("prior sampling", fontsize=9)
+    ax.legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  return path
