@@ -9,10 +9,12 @@
   prior = jaxvq.get_config("pixelcnn"); prior.dataset = "codes:workdirs/vqvae"
   jaxvq.train_and_evaluate(prior, "workdirs/prior")
   pictures, codes, _ = jaxvq.sample_images("workdirs/prior", num_samples=16)
+  jaxvq.measure_sources(["prior:workdirs/prior"], jaxvq.load_feature_extractor(FEATURES_DIR))
 
 The pieces: jaxvq.ops (the math as pure functions), jaxvq.nets (encoders and
-decoders), jaxvq.models, jaxvq.data, jaxvq.train, jaxvq.runtime (meshes,
-processes, XLA options), jaxvq.commands (the command line).
+decoders), jaxvq.models, jaxvq.data, jaxvq.train, jaxvq.quality (FID and the other
+measures of generated images), jaxvq.runtime (meshes, processes, XLA options),
+jaxvq.commands (the command line).
 """
 from jaxvq.config import get_config
 from jaxvq.data import load_dataset
@@ -24,6 +26,8 @@ from jaxvq.ops.lfq import quantize as lfq_quantize
 from jaxvq.ops.residual_vq import residual_quantize
 from jaxvq.ops.vq import (Quantized, code_counts, lookup, nearest_code, perplexity_from_counts,
                           quantize, rotate_to)
+from jaxvq.quality import (FeatureExtractor, FunctionExtractor, fid, load_feature_extractor,
+                           measure_sources, train_feature_network)
 from jaxvq.sampling import sample_codes, sample_images
 from jaxvq.train import Run, encode_codes, load_run, train_and_evaluate
 
@@ -39,8 +43,9 @@ __all__ = [
     "build_model", "Autoencoder", "VAE", "VQVAE", "PixelCNNPrior", "ModelOutput",
     # training and trained runs
     "train_and_evaluate", "load_run", "Run", "encode_codes",
-    # generation
-    "sample_images", "sample_codes",
+    # generation, and its quality (jaxvq.quality: the metrics, the image sources)
+    "sample_images", "sample_codes", "fid", "FeatureExtractor", "FunctionExtractor",
+    "load_feature_extractor", "train_feature_network", "measure_sources",
     # the errors a user can fix
     "UserError", "ConfigError", "DatasetError", "RunError", "TrainingDiverged",
 ]

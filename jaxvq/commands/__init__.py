@@ -12,4 +12,7 @@ COMMANDS = {
     "plot": "training curves of runs in one PNG: --workdir=DIR [--workdir=DIR2 ...]",
     "bench": "time a config's compiled train step (layers, formulations, peers, sampling)",
     "compare": "train a VQ-VAE config in several codebook variants, side by side",
+    "features": "train the feature network of `quality`: --dataset=NAME --workdir=DIR",
+    "quality": "FID, precision/recall, class accuracy, PSNR/SSIM of images: --images=SOURCE "
+               "--features=FEATURES_DIR",
 }

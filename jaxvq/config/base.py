@@ -35,4 +35,9 @@ SHARED = {
     "dtype": Field("float32", "the nets' activations and convolutions: float32 or bfloat16 "
                    "(parameters, optimizer state and the latent math stay float32)",
                    choices=DTYPES),
+    "quality_features": Field("", "a feature network's workdir (`jaxvq features`): the final "
+                               "evaluation then writes a `fid` row (a prior's, VAE's or AE's "
+                               "samples, a VQ-VAE's reconstructions; '': none)", resumable=True),
+    "final_fid_images": Field(10000, "N of that row's images and real test images", minimum=2,
+                               resumable=True),
 }

@@ -123,6 +123,11 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
         interval_start = time.perf_counter()  # evaluation time is not training throughput
       if save:
         checkpointer.save(step, state)
+      if last and config.quality_features:   # measured on the run saved just now
+        checkpointer.wait()
+        from jaxvq.quality import measure_run  # pylint: disable=g-import-not-at-top
+        writer.write(step, "fid", measure_run(workdir, config.quality_features,
+                                              config.final_fid_images))
   finally:
     out.close()
     writer.close()

@@ -1,0 +1,45 @@
+"""Measures images against the real test split:
+
+  jaxvq quality --features=workdirs/features_fashion_mnist --images=prior:PRIOR_DIR \\
+      [--images=dataset:fashion_mnist:train ...] [--num_images=10000] [--temperature=1.0]
+
+For each --images source (prior:, marginal:, vae:, ae:, reconstructions:, dataset:;
+jaxvq/quality/sources.py) it computes, against the first N test images of the
+dataset the feature network (`jaxvq features`) was trained on: FID (Heusel et al.
+2017), precision and recall of the feature manifolds (Kynkäänniemi et al. 2019,
+k = 3), the classifier's accuracy on the classes class-conditional samples were
+drawn for, and for reconstructions PSNR and SSIM (their FID is the
+reconstruction FID). Prints a Markdown table and one JSON line.
+"""
+import json
+
+from absl import flags
+
+from jaxvq import quality
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_string("features", None, "Workdir of a feature network (`jaxvq features`).")
+  flags.DEFINE_multi_string("images", None, "A source of images (repeat for several): "
+                            "prior:DIR, marginal:DIR, vae:DIR, ae:DIR, reconstructions:DIR, "
+                            "dataset:NAME:SPLIT.")
+  flags.DEFINE_integer("num_images", 10000, "N, images per set and real test images.")
+  flags.DEFINE_float("temperature", 1.0, "Softmax temperature of a prior's samples.")
+  flags.DEFINE_integer("seed", 0, "Seed of the samples.")
+  flags.mark_flags_as_required(["features", "images"])
+
+
+def main(argv):
+  del argv
+  extractor = quality.load_feature_extractor(FLAGS.features)
+  rows = quality.measure_sources(FLAGS.images, extractor, FLAGS.num_images,
+                                 temperature=FLAGS.temperature, seed=FLAGS.seed)
+  for row in rows:
+    if row["source"].startswith("prior:"):
+      row["temperature"] = FLAGS.temperature
+  print(quality.format_table(rows))
+  print(json.dumps({"features": FLAGS.features, "dataset": extractor.dataset,
+                    "feature_test_accuracy": quality.read_description(FLAGS.features)[
+                        "test_accuracy"], "rows": rows}))

@@ -1,0 +1,156 @@
+"""The quality metrics as plain functions of features and images (NumPy, float64 where it matters).
+
+  frechet_distance   the Fréchet distance of two Gaussians (FID on extractor features)
+  fid                the Fréchet distance of two feature sets' Gaussians
+  precision_recall   the k-NN manifold precision and recall of Kynkäänniemi et al. 2019
+  psnr, ssim         reconstruction fidelity, per image, averaged
+  accuracy           the fraction of logits whose argmax is the label
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def gaussian_moments(features: np.ndarray):
+  """The mean [F] and covariance [F, F] (unbiased, float64) of features [N, F]."""
+  features = np.asarray(features, np.float64)
+  return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+  """The symmetric square root of a symmetric positive semi-definite matrix."""
+  values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+  return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance(mean1, cov1, mean2, cov2) -> float:
+  """d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017, "GANs
+  Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium").
+
+  Tr((S1 S2)^(1/2)) is computed stably as the sum of the square roots of the eigenvalues of
+  the symmetric PSD matrix S1^(1/2) S2 S1^(1/2) (the same eigenvalues as S1 S2), so no
+  complex matrix square root and no regularisation are needed.
+  """
+  mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
+  cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
+  root1 = _psd_sqrt(cov1)
+  middle = root1 @ cov2 @ root1
+  eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+  trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
+  distance = np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt
+  return float(max(distance, 0.0))
+
+
+def fid(features1: np.ndarray, features2: np.ndarray) -> float:
+  """The Fréchet distance of the Gaussians fitted to two feature sets [N1, F] and [N2, F].
+
+  The estimate is biased upwards at small N: compare values computed at the same N.
+  """
+  return frechet_distance(*gaussian_moments(features1), *gaussian_moments(features2))
+
+
+def _pairwise_distances(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Euclidean distances [Na, Nb] of rows a [Na, F] and b [Nb, F]."""
+  squared = (jnp.sum(a * a, axis=1)[:, None] - 2 * a @ b.T + jnp.sum(b * b, axis=1)[None, :])
+  return jnp.sqrt(jnp.maximum(squared, 0.0))
+
+
+_kth_distance = jax.jit(  # index 0 of each row is the point itself, at distance 0
+    lambda a, b, k: -jax.lax.top_k(-_pairwise_distances(a, b), k + 1)[0][:, k],
+    static_argnums=2)
+_inside_any_ball = jax.jit(
+    lambda queries, centers, radii: jnp.any(_pairwise_distances(queries, centers)
+                                            <= radii[None, :], axis=1))
+
+
+def _in_chunks(fn, queries: np.ndarray, *args, chunk: int = 1000) -> np.ndarray:
+  return np.concatenate([np.asarray(fn(queries[i:i + chunk], *args))
+                         for i in range(0, len(queries), chunk)])
+
+
+def knn_radii(features: np.ndarray, k: int = 3) -> np.ndarray:
+  """Each point's distance to its k-th nearest neighbour in the set, itself excluded: [N]."""
+  features = jnp.asarray(features, jnp.float32)
+  return _in_chunks(lambda q: _kth_distance(q, features, k), np.asarray(features))
+
+
+def manifold_coverage(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray) -> float:
+  """The fraction of `queries` inside at least one ball (center, radius) of the other set."""
+  centers, radii = jnp.asarray(centers, jnp.float32), jnp.asarray(radii, jnp.float32)
+  inside = _in_chunks(lambda q: _inside_any_ball(q, centers, radii),
+                      np.asarray(queries, np.float32))
+  return float(inside.mean())
+
+
+def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tuple:
+  """(precision, recall) of generated features against real ones (Kynkäänniemi et al. 2019,
+  "Improved Precision and Recall Metric for Assessing Generative Models").
+
+  Each set's manifold is the union of balls around its points, each of radius the distance
+  to the point's k-th nearest neighbour in its own set; precision is the fraction of
+  generated points inside the real manifold, recall the fraction of real points inside the
+  generated one.
+  """
+  precision = manifold_coverage(generated, real, knn_radii(real, k))
+  recall = manifold_coverage(real, generated, knn_radii(generated, k))
+  return precision, recall
+
+
+def psnr(images: np.ndarray, references: np.ndarray) -> float:
+  """The mean over images of 10 log10(1 / MSE), in dB, for [N, H, W, C] images in [0, 1]."""
+  errors = np.mean((np.asarray(images, np.float64) - np.asarray(references, np.float64)) ** 2,
+                   axis=tuple(range(1, np.ndim(images))))
+  return float(np.mean(10.0 * np.log10(1.0 / errors)))
+
+
+SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
+  """The normalised 1-D Gaussian window [size]."""
+  offsets = np.arange(size) - (size - 1) / 2
+  window = np.exp(-offsets ** 2 / (2 * sigma ** 2))
+  return window / window.sum()
+
+
+@jax.jit
+def ssim_per_image(images: jax.Array, references: jax.Array) -> jax.Array:
+  """SSIM of each image [N, H, W, C] in [0, 1] against its reference: [N] (Wang et al. 2004,
+  "Image Quality Assessment: From Error Visibility to Structural Similarity").
+
+  Local statistics under an 11x11 Gaussian window (sigma 1.5) over the positions where the
+  window fits (no padding), C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 1; the SSIM map is
+  averaged over positions and channels.
+  """
+  x, y = images.astype(jnp.float32), references.astype(jnp.float32)
+  channels = x.shape[-1]
+  window = jnp.asarray(gaussian_window(), jnp.float32)
+  kernel = jnp.tile((window[:, None] * window[None, :])[:, :, None, None], (1, 1, 1, channels))
+
+  def local_mean(a):   # depthwise 'valid' convolution, [N, H-10, W-10, C]
+    return jax.lax.conv_general_dilated(a, kernel, (1, 1), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=channels)
+
+  mu_x, mu_y = local_mean(x), local_mean(y)
+  var_x = local_mean(x * x) - mu_x ** 2
+  var_y = local_mean(y * y) - mu_y ** 2
+  cov = local_mean(x * y) - mu_x * mu_y
+  c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
+              / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
+  return jnp.mean(ssim_map, axis=(1, 2, 3))
+
+
+def ssim(images: np.ndarray, references: np.ndarray, chunk: int = 1000) -> float:
+  """The mean SSIM over images (see `ssim_per_image`)."""
+  return float(np.mean(np.concatenate([
+      np.asarray(ssim_per_image(images[i:i + chunk], references[i:i + chunk]))
+      for i in range(0, len(images), chunk)])))
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+  """The fraction of rows of logits [N, classes] whose argmax is the label [N]."""
+  return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))

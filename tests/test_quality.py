@@ -1,0 +1,208 @@
+"""The quality metrics' math on known cases, the feature extractors, and `jaxvq quality`."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from flax import nnx
+
+from jaxvq import quality
+from jaxvq.errors import DatasetError
+from jaxvq.quality import metrics
+from jaxvq.quality.measure import Reference, measure
+from jaxvq.quality.sources import ImageSet, code_frequencies
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def random_covariance(rng, dim):
+  a = rng.normal(size=(dim, dim))
+  return a @ a.T / dim + 0.1 * np.eye(dim)
+
+
+def test_fid_of_a_set_against_itself_is_zero():
+  features = np.random.default_rng(0).normal(size=(500, 16))
+  assert metrics.fid(features, features) == pytest.approx(0.0, abs=1e-8)
+  assert metrics.fid(features, features + 1.0) == pytest.approx(16.0, rel=1e-8)  # ||mu||^2
+
+
+def test_frechet_distance_matches_the_closed_form():
+  rng = np.random.default_rng(1)
+  mean1, mean2 = rng.normal(size=4), rng.normal(size=4)
+  # Diagonal covariances: d^2 = ||mu1 - mu2||^2 + sum (sqrt(s1) - sqrt(s2))^2.
+  s1, s2 = rng.uniform(0.5, 2.0, 4), rng.uniform(0.5, 2.0, 4)
+  expected = np.sum((mean1 - mean2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+  assert metrics.frechet_distance(mean1, np.diag(s1), mean2, np.diag(s2)) == pytest.approx(
+      expected, rel=1e-10)
+  # Full covariances that do not commute: Tr((S1 S2)^(1/2)) by scipy's matrix square root.
+  cov1, cov2 = random_covariance(rng, 4), random_covariance(rng, 4)
+  expected = (np.sum((mean1 - mean2) ** 2) + np.trace(cov1 + cov2)
+              - 2 * np.trace(scipy.linalg.sqrtm(cov1 @ cov2)).real)
+  assert metrics.frechet_distance(mean1, cov1, mean2, cov2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fid_of_samples_approaches_the_distance_of_their_gaussians():
+  rng = np.random.default_rng(2)
+  mean1, mean2 = rng.normal(size=3), rng.normal(size=3)
+  cov1, cov2 = random_covariance(rng, 3), random_covariance(rng, 3)
+  exact = metrics.frechet_distance(mean1, cov1, mean2, cov2)
+  a = rng.multivariate_normal(mean1, cov1, size=200_000)
+  b = rng.multivariate_normal(mean2, cov2, size=200_000)
+  assert metrics.fid(a, b) == pytest.approx(exact, rel=0.02)
+
+
+def reference_ssim(x, y):
+  """SSIM of two [H, W] images by its definition, window by window (Wang et al. 2004)."""
+  window = np.outer(metrics.gaussian_window(), metrics.gaussian_window())
+  size = len(window)
+  c1, c2 = 0.01 ** 2, 0.03 ** 2
+  values = []
+  for i in range(x.shape[0] - size + 1):
+    for j in range(x.shape[1] - size + 1):
+      a, b = x[i:i + size, j:j + size], y[i:i + size, j:j + size]
+      mu_a, mu_b = np.sum(window * a), np.sum(window * b)
+      var_a, var_b = np.sum(window * (a - mu_a) ** 2), np.sum(window * (b - mu_b) ** 2)
+      cov = np.sum(window * (a - mu_a) * (b - mu_b))
+      values.append((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                    / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+  return np.mean(values)
+
+
+def test_ssim_of_an_image_with_itself_is_one_and_matches_the_definition():
+  rng = np.random.default_rng(3)
+  x = rng.uniform(size=(2, 16, 16, 1)).astype(np.float32)
+  y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1).astype(np.float32)
+  assert metrics.ssim(x, x) == pytest.approx(1.0, abs=1e-6)
+  per_image = np.asarray(metrics.ssim_per_image(x, y))
+  for n in range(2):
+    assert per_image[n] == pytest.approx(reference_ssim(x[n, ..., 0], y[n, ..., 0]), abs=1e-5)
+  skimage_metrics = pytest.importorskip("skimage.metrics")
+  expected = skimage_metrics.structural_similarity(
+      x[0, ..., 0], y[0, ..., 0], data_range=1.0, gaussian_weights=True, sigma=1.5,
+      use_sample_covariance=False)
+  assert per_image[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_psnr_of_a_known_error():
+  x = np.full((3, 8, 8, 1), 0.5)
+  assert metrics.psnr(x + 0.1, x) == pytest.approx(20.0)   # MSE 0.01
+  assert metrics.psnr(x + 0.01, x) == pytest.approx(40.0)
+
+
+def test_precision_and_recall_of_a_set_and_of_far_apart_sets():
+  rng = np.random.default_rng(4)
+  real = rng.normal(size=(300, 8)).astype(np.float32)
+  assert metrics.precision_recall(real, real) == (1.0, 1.0)
+  far = real + 100.0
+  assert metrics.precision_recall(real, far) == (0.0, 0.0)
+  # Half the generated points on the real manifold: precision 1/2; they cover part of it.
+  half = np.concatenate([real[:150], far[150:]])
+  precision, recall = metrics.precision_recall(real, half)
+  assert precision == pytest.approx(0.5)
+  assert 0.0 < recall < 1.0
+
+
+def test_marginal_code_frequencies_are_per_position():
+  codes = np.array([[[0, 1]], [[0, 2]], [[0, 1]], [[0, 1]]])   # [4, 1, 2]
+  frequencies = code_frequencies(codes, 3)
+  np.testing.assert_allclose(frequencies[0, 0], [1, 0, 0])
+  np.testing.assert_allclose(frequencies[0, 1], [0, 0.75, 0.25])
+
+
+class RandomRGBNet(nnx.Module):
+  """Another extractor than jaxvq's classifier, for RGB images, with random weights (as a
+  user's Inception network would be, with their weights)."""
+
+  def __init__(self, rngs):
+    self.conv = nnx.Conv(3, 8, (3, 3), strides=2, rngs=rngs)
+    self.dense = nnx.Linear(8, 12, rngs=rngs)
+
+  def __call__(self, x):
+    return self.dense(jnp.mean(nnx.relu(self.conv(x)), axis=(1, 2)))
+
+
+def test_a_user_extractor_plugs_in():
+  net = RandomRGBNet(nnx.Rngs(0))
+  extractor = quality.FunctionExtractor(net, image_shape=(16, 16, 3), feature_dim=12)
+  rng = np.random.default_rng(5)
+  real = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+  features, logits = extractor(real, batch_size=16)
+  assert features.shape == (40, 12) and logits is None
+  np.testing.assert_allclose(extractor(real.astype(np.float32) / 255.0)[0], features, atol=1e-5)
+  reference = Reference("random", features, np.zeros(40, np.int32), None)
+  same = measure(ImageSet("same", real), extractor, reference)
+  assert same["fid"] == pytest.approx(0.0, abs=1e-6)
+  assert (same["precision"], same["recall"]) == (1.0, 1.0)
+  darker = measure(ImageSet("darker", real // 4), extractor, reference)
+  assert darker["fid"] > 0.0
+  with pytest.raises(DatasetError, match="are \\(28, 28, 1\\)"):
+    extractor(np.zeros((4, 28, 28, 1), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def feature_workdir(tmp_path_factory):
+  """A classifier of real Fashion-MNIST trained for a few steps."""
+  workdir = str(tmp_path_factory.mktemp("features") / "fashion_mnist")
+  quality.train_feature_network("fashion_mnist", workdir, num_steps=30, batch_size=64,
+                                feature_dim=16, log=None)
+  return workdir
+
+
+def run_quality(*flags):
+  return subprocess.run([sys.executable, "-m", "jaxvq", "quality", *flags], cwd=REPO,
+                        capture_output=True, text=True, timeout=900)
+
+
+def test_class_accuracy_of_the_test_split_is_the_classifiers_evaluation(feature_workdir):
+  done = run_quality(f"--features={feature_workdir}", "--images=dataset:fashion_mnist:test")
+  assert done.returncode == 0, done.stderr
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  (row,) = result["rows"]
+  description = quality.read_description(feature_workdir)
+  assert row["num_images"] == 10000 == description["num_test_images"]
+  assert row["class_accuracy"] == description["test_accuracy"]
+  assert 0.3 < row["class_accuracy"] < 1.0   # a few steps: better than chance, not perfect
+  assert row["fid"] == pytest.approx(0.0, abs=1e-6)   # the reference itself
+  assert "| dataset:fashion_mnist:test | 10000 |" in done.stdout
+
+
+def test_refuses_too_few_images_and_other_shapes(feature_workdir):
+  done = run_quality(f"--features={feature_workdir}", "--images=dataset:fashion_mnist:test",
+                     "--num_images=10")
+  assert done.returncode == 2
+  assert done.stderr.strip().count("\n") == 0
+  assert "--num_images=10 is too few" in done.stderr
+  extractor = quality.load_feature_extractor(feature_workdir)
+  reference = Reference("fashion_mnist", np.zeros((17, 16)), np.zeros(17), None)
+  with pytest.raises(DatasetError) as error:
+    measure(ImageSet("rgb", np.zeros((17, 32, 32, 3), np.uint8)), extractor, reference)
+  assert "(32, 32, 3)" in str(error.value) and "\n" not in str(error.value)
+  with pytest.raises(DatasetError, match="gave 5 images, not the 17"):
+    measure(ImageSet("five", np.zeros((5, 28, 28, 1), np.uint8)), extractor, reference)
+
+
+def test_a_priors_final_evaluation_writes_a_fid_row(tiny, feature_workdir, tmp_path):
+  from jaxvq.train import encode_codes, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from jaxvq.train.metrics_writer import read_rows  # pylint: disable=g-import-not-at-top
+  vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
+  train_and_evaluate(tiny("vqvae"), vqvae_dir)
+  encode_codes(vqvae_dir)
+  prior_config = tiny("pixelcnn")
+  prior_config.dataset = f"codes:{vqvae_dir}"
+  prior_config.model.class_conditional = True
+  prior_config.update(quality_features=feature_workdir, final_fid_images=100)
+  train_and_evaluate(prior_config, prior_dir)
+  (row,) = read_rows(prior_dir, "fid")
+  assert row["step"] == 20 and row["num_images"] == 100
+  assert row["fid"] > 0 and 0 <= row["precision"] <= 1 and 0 <= row["class_accuracy"] <= 1
+  # The row is the quality command's measurement of the same samples.
+  again = quality.measure_run(prior_dir, feature_workdir, 100)
+  assert again["fid"] == pytest.approx(row["fid"], rel=1e-6)
+  (vqvae_row,) = quality.measure_sources([f"reconstructions:{vqvae_dir}"],
+                                         quality.load_feature_extractor(feature_workdir), 100)
+  assert 0 < vqvae_row["ssim"] < 1 and vqvae_row["psnr"] > 5
