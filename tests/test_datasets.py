@@ -58,13 +58,17 @@ def test_folder_dataset_crops_resizes_and_skips_unreadable_files(tmp_path):
   for i in range(10):
     Image.fromarray(rng.integers(0, 255, (40 + i, 30, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
   (tmp_path / "broken.jpg").write_bytes(b"not an image")
-  with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-    ds = datasets.load(f"folder:{tmp_path}", image_size=16)
-  assert ds.image_shape == (16, 16, 3) and len(ds.train) + len(ds.test) == 10
+  ds = datasets.load(f"folder:{tmp_path}", image_size=16, corrupt_images="skip")
+  assert ds.image_shape == (16, 16, 3) and len(ds.train) + len(ds.test) == 11
+  splits = (ds.train, ds.test)
+  with pytest.warns(UserWarning, match="skipped the corrupt image file .*broken.jpg"):
+    served = np.concatenate([s.inputs(np.arange(len(s))) for s in splits])
+  assert served.shape == (11, 16, 16, 3)
+  assert len({x.tobytes() for x in served}) == 10   # the broken file's place: another image
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
-  with pytest.raises(datasets.DatasetError, match="0 readable image"):
+  with pytest.raises(datasets.DatasetError, match="0 image file"):
     datasets.load(f"folder:{tmp_path}", image_size=16)
 
 

@@ -10,6 +10,8 @@
   jaxvq bench --config=configs/pixelcnn_NAME.py --sampling   the prior's samplers
   jaxvq bench --config=... --search_chunk_sizes=-1,256   a VQ-VAE's step with the nearest-code
                                          search whole and in chunks of 256 codes, in turns
+  jaxvq bench --config=... --input_pipeline --workers=0,1,2   the input pipeline's images/s
+                                         per worker count, beside the step's
   jaxvq bench --config=... --sweep=num_codes=512,4096 [--sweep=image_size=32,64] --plot=F.png
                                          step time and memory as each key grows
   jaxvq bench --config=configs/pixelcnn_NAME.py --sampling --grids=7,16,32 --plot=F.png
@@ -35,7 +37,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxvq import config as config_lib
-from jaxvq.bench import formulations, growth, layers, peers, sampling, step
+from jaxvq.bench import formulations, growth, input_pipeline, layers, peers, sampling, step
 from jaxvq.errors import ConfigError
 from jaxvq.runtime import distributed
 from jaxvq.train.experiment import setup
@@ -69,6 +71,10 @@ def define_flags() -> None:
   flags.DEFINE_list("search_chunk_sizes", [], "Instead of the step's row, one per value of "
                     "a VQ-VAE's config.model.quantizer.search_chunk_size (-1: never chunk, "
                     "0: automatic, N: codes per chunk), each step timed in turns (--rounds).")
+  flags.DEFINE_bool("input_pipeline", False, "Instead of the step's row, one per --workers: "
+                    "images/s through the config's input pipeline (its data read, decoded and "
+                    "batched, no model) beside the step's images/s (jaxvq/bench/input_pipeline.py).")
+  flags.DEFINE_list("workers", ["0"], "With --input_pipeline: the worker process counts.")
   flags.DEFINE_multi_string("sweep", [], "Instead of the step's row, one row per value of a "
                             "key: KEY=V1,V2,... with KEY num_codes, image_size, batch_size, "
                             "downsample or a config path; repeat the flag to sweep several "
@@ -138,6 +144,11 @@ def main(argv):
     _growth(runs)
     return
   for path, config in runs:
+    if FLAGS.input_pipeline:
+      for row in input_pipeline.throughput_rows(config, _integers(FLAGS.workers, "--workers"),
+                                                FLAGS.steps, FLAGS.warmup):
+        print(json.dumps({"config": path, **row} if path else row), flush=True)
+      continue
     if FLAGS.sampling:
       _check_prior(config)
       exp = setup(config, step.random_dataset(config))

@@ -3,6 +3,7 @@ from jaxvq.config.schema import Field
 
 DTYPES = ("float32", "bfloat16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+CORRUPT_IMAGES = ("error", "skip")
 
 SHARED = {
     "dataset": Field("fashion_mnist", "mnist, fashion_mnist, binarized_mnist, cifar10 or any "
@@ -11,6 +12,23 @@ SHARED = {
                       resumable=True),
     "image_size": Field(0, "images are resized to this square size (0: the dataset's own)",
                         minimum=0),
+    "corrupt_images": Field("error", "an image folder's file that cannot be decoded: 'error' "
+                            "stops with a line naming it; 'skip' reads the next readable image "
+                            "of the split in its place (deterministic; counted in the train "
+                            "rows as skipped_images)", choices=CORRUPT_IMAGES,
+                            resumable=True),
+    "data_workers": Field(0, "processes that read, decode and augment the training batches "
+                          "(Grain's mp_prefetch); 0: threads of the training process",
+                          minimum=0, resumable=True),
+    "data_prefetch": Field(2, "training batches prepared ahead of the step, each on a thread "
+                           "of its own (in each worker when data_workers > 0); 0: each batch "
+                           "read when its step starts", minimum=0, resumable=True),
+    "augment_flip": Field(False, "flip each training image left-right with probability 1/2, "
+                          "drawn from (seed, step, row of the batch)"),
+    "augment_crop_padding": Field(0, "pad each training image by this many pixels per side "
+                                  "(reflecting its edges) and crop it back to its size at an "
+                                  "offset drawn from (seed, step, row of the batch); 0: off",
+                                  minimum=0),
     "batch_size": Field(128, "the global batch, split over every device", minimum=1),
     "eval_batch_size": Field(500, "test examples per evaluation batch", minimum=1,
                              resumable=True),

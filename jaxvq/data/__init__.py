@@ -1,10 +1,12 @@
 """Data: where examples come from, and which ones each step sees.
 
-  sources.py   random access to a split's uint8 images and labels; a dataset of two splits
+  sources.py   random access to a split's uint8 images and labels (in memory, TFDS, an image
+               folder's files decoded when read); a dataset of two splits
+  pipeline.py  the training batches through Grain: read, decoded and augmented ahead of the step
   datasets.py  loading what `config.dataset` names: TFDS, the offline MNIST copies, folders, npz
   codes.py     a VQ-VAE run's code grids on disk: the dataset of a prior
   batches.py   the examples of each training step, a pure function of (seed, step)
-  images.py    center crop and resize
+  images.py    center crop and resize, decoding an image file
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from jaxvq.data.sources import ArraySource, ImageDataset, Source
 __all__ = ["load_dataset", "ArraySource", "CodeDataset", "ImageDataset", "Source"]
 
 
-def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = None):
+def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = None,
+                 corrupt_images: str = "error"):
   """The dataset `config.dataset` names.
 
   Args:
@@ -26,6 +29,8 @@ def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = No
       npz:PATH, or codes:VQVAE_WORKDIR (a VQ-VAE run's codes, encoded beforehand).
     image_size: resize the images to this square size (0: keep the dataset's own).
     data_dir: TFDS's data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+    corrupt_images: a folder's files that cannot be decoded: "error" (a DatasetError naming
+      the file, when it is read) or "skip" (the next readable image in its place).
 
   Returns:
     An ImageDataset (or, for codes:, a CodeDataset): `.train` and `.test` Sources
@@ -33,4 +38,5 @@ def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = No
   """
   if name.startswith(CODES_PREFIX):
     return codes.load(codes.workdir_of(name))
-  return datasets.load(name, image_size=image_size, data_dir=data_dir)
+  return datasets.load(name, image_size=image_size, data_dir=data_dir,
+                       corrupt_images=corrupt_images)

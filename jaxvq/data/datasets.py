@@ -7,7 +7,8 @@ saying how to get it.
   mnist, fashion_mnist          TFDS if prepared in data_dir, else the local copies
   binarized_mnist               MNIST, binarized anew each step (dynamic binarization)
   cifar10 or any TFDS name      TFDS (needs the internet once, to prepare it)
-  folder:/path/to/images        your images, center-cropped and resized to image_size
+  folder:/path/to/images        your images, center-cropped and resized to image_size when
+                                read (the folder is indexed, not loaded: FolderSource)
   npz:/path/file.npz            arrays x_train/x_test (or train/test, or images)
   codes:/path/to/vqvae_workdir  a VQ-VAE run's code grids (jaxvq/data/codes.py), for a prior
 
@@ -16,36 +17,44 @@ workdir (see `_as_uint8_nhwc` and `_check_splits`): arrays of another shape
 than [N, H, W] or [N, H, W, C] with C 1 or 3, channel-first arrays, integers
 outside 0..255, floats outside [0, 1] and [0, 255] or not finite, a training
 split whose pixels are all equal, empty splits, and train and test splits
-whose images differ in shape.
+whose images differ in shape. A folder's training split is checked on a
+sample of its images (`FOLDER_SAMPLE`); a file that cannot be decoded is found
+when it is read (sources.FolderSource).
 """
 from __future__ import annotations
 
 import gzip
 import os
 import pickle
-import warnings
 import zipfile
 from typing import Optional
 
 import numpy as np
 
-from jaxvq.data.images import center_crop_resize, fit_image
-from jaxvq.data.sources import ArraySource, ImageDataset, TfdsSource
+from jaxvq.data.images import fit_image
+from jaxvq.config.base import CORRUPT_IMAGES
+from jaxvq.data.sources import ArraySource, FolderSource, ImageDataset, TfdsSource
 from jaxvq.errors import DatasetError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+FOLDER_SAMPLE = 64   # a folder's training images decoded when it is loaded, to check them
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> ImageDataset:
+def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None,
+         corrupt_images: str = "error") -> ImageDataset:
   """The dataset that `config.dataset` names; `image_size` 0 keeps the native size.
 
-  Raises DatasetError, in one line naming the array or folder and the problem, for data
-  that cannot be found or cannot be images (see the module docstring).
+  `corrupt_images` ("error" or "skip") says what a folder's undecodable files are
+  (sources.FolderSource). Raises DatasetError, in one line naming the array, folder or
+  file and the problem, for data that cannot be found or cannot be images (see the module
+  docstring).
   """
+  if corrupt_images not in CORRUPT_IMAGES:
+    raise DatasetError(f"corrupt_images must be one of {CORRUPT_IMAGES}; got {corrupt_images!r}")
   if image_size < 0:
     raise DatasetError(f"image_size must be a positive size, or 0 to keep the dataset's own; "
                        f"got {image_size}")
@@ -53,7 +62,7 @@ def load(name: str, *, image_size: int = 0, data_dir: Optional[str] = None) -> I
     if image_size <= 0:
       raise DatasetError("a folder: dataset needs a positive image size: add "
                          "--config.image_size=64 (or 28, 32, ...)")
-    return _folder(name[len("folder:"):], image_size)
+    return _folder(name[len("folder:"):], image_size, corrupt_images)
   if name.startswith("npz:"):
     return _npz(name[len("npz:"):], image_size)
   binarize = name == "binarized_mnist"
@@ -194,25 +203,21 @@ def _npz(path: str, image_size: int) -> ImageDataset:
                       _resized(ArraySource(test), image_size))
 
 
-def _folder(path: str, image_size: int) -> ImageDataset:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+def _folder(path: str, image_size: int, corrupt_images: str) -> ImageDataset:
+  """The folder's image files, split 90/10, decoded when read; a sample checked now."""
   if not os.path.isdir(path):
     raise DatasetError(f"image folder {path!r} does not exist")
-  images, skipped = [], []
-  for f in _image_files(path):
-    try:
-      with Image.open(f) as im:
-        images.append(center_crop_resize(im.convert("RGB"), image_size))
-    except Exception:  # pylint: disable=broad-except
-      skipped.append(f)
-  if skipped:
-    warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {path!r}, e.g. {skipped[0]}")
-  if len(images) < 2:
-    raise DatasetError(f"image folder {path!r} has {len(images)} readable image(s) "
+  files = _image_files(path)
+  if len(files) < 2:
+    raise DatasetError(f"image folder {path!r} has {len(files)} image file(s) "
                        f"({', '.join(IMAGE_EXTENSIONS)}); it needs at least 2")
-  train, test = _holdout(np.stack(images))
-  _check_varies(train, f"image folder {path!r} (the 90% trained on)")
-  return ImageDataset(f"folder:{path}", ArraySource(train), ArraySource(test))
+  train, test = (FolderSource(tuple(split), image_size, corrupt_images)
+                 for split in _holdout(np.asarray(files, dtype=object)))
+  sample = np.random.default_rng(0).permutation(len(train))[:FOLDER_SAMPLE]
+  _check_varies(train.inputs(np.sort(sample)),
+                f"image folder {path!r} (the 90% trained on"
+                f"{', a sample of ' + str(len(sample)) if len(sample) < len(train) else ''})")
+  return ImageDataset(f"folder:{path}", train, test)
 
 
 def _image_files(path: str) -> list:

@@ -23,3 +23,14 @@ def fit_image(image: np.ndarray, shape) -> np.ndarray:
   mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
   out = center_crop_resize(mode_image, shape[0])
   return out.reshape(shape)
+
+
+def read_image_file(path: str, size: int) -> np.ndarray:
+  """An image file decoded as RGB, center-cropped and resized to [size, size, 3] uint8.
+
+  Raises whatever PIL raises for a file it cannot decode (OSError for a truncated
+  or unrecognised file, among others).
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(path) as im:
+    return center_crop_resize(im.convert("RGB"), size)

@@ -7,13 +7,15 @@ the tests see one interface.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Optional, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvq.data.images import fit_image
+from jaxvq.data.images import fit_image, read_image_file
+from jaxvq.errors import DatasetError
 
 
 class Source(Protocol):
@@ -64,6 +66,68 @@ class TfdsSource:
 
   def labels(self, indices):
     return np.array([int(self.source[int(i)].get("label", 0)) for i in indices], np.int32)
+
+
+def warn_skipped(paths) -> None:
+  """One warning per corrupt file skipped (Python shows each message once)."""
+  for path in dict.fromkeys(paths):
+    warnings.warn(f"skipped the corrupt image file {path!r} (config.corrupt_images='skip'): "
+                  f"the next readable image of the split takes its place")
+
+
+@dataclasses.dataclass
+class FolderSource:
+  """A split of an image folder: its files, each decoded, center-cropped and resized to
+  [image_size, image_size, 3] when read (nothing is held in memory).
+
+  A file that cannot be decoded is a DatasetError naming it, or, with
+  corrupt_images="skip", replaced by the next readable file of the split (in the
+  order of `paths`, wrapping around), so a batch is still a pure function of its
+  indices; `read` says which files were skipped.
+  """
+  paths: tuple           # the split's image files, sorted
+  image_size: int
+  corrupt_images: str = "error"   # "error" or "skip"
+
+  @property
+  def image_shape(self):
+    return (self.image_size, self.image_size, 3)
+
+  def __len__(self):
+    return len(self.paths)
+
+  def read(self, indices) -> tuple:
+    """(images [n, size, size, 3] uint8, the paths of the files skipped to make them)."""
+    images, skipped = [], []
+    for i in indices:
+      image, passed = self._read_one(int(i))
+      images.append(image)
+      skipped.extend(passed)
+    return np.stack(images), tuple(skipped)
+
+  def _read_one(self, index: int):
+    skipped = []
+    for offset in range(len(self.paths)):
+      path = self.paths[(index + offset) % len(self.paths)]
+      try:
+        return read_image_file(path, self.image_size), skipped
+      except Exception as e:  # pylint: disable=broad-except  (PIL raises many kinds)
+        if self.corrupt_images != "skip":
+          raise DatasetError(f"image file {path!r} cannot be decoded "
+                             f"({' '.join(str(e).split()) or type(e).__name__}): remove or "
+                             f"replace it, or set --config.corrupt_images=skip to train on the "
+                             f"next readable image in its place") from e
+        skipped.append(path)
+    raise DatasetError(f"none of the {len(self.paths)} image files of this split (e.g. "
+                       f"{self.paths[0]!r}) can be decoded")
+
+  def inputs(self, indices):
+    images, skipped = self.read(indices)
+    warn_skipped(skipped)
+    return images
+
+  def labels(self, indices):
+    return np.zeros(len(indices), np.int32)
 
 
 @dataclasses.dataclass

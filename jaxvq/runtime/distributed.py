@@ -81,13 +81,15 @@ def is_main_process() -> bool:
   return jax.process_index() == 0
 
 
-def process_rows(num_rows: int) -> slice:
+def process_rows(num_rows: int, index: int | None = None, count: int | None = None) -> slice:
   """This process's share of a global batch of `num_rows` rows (all of them on one process).
 
   The mesh orders devices by process, so process p's devices hold the p-th
-  block of rows: every process loads only that block.
+  block of rows: every process loads only that block. `index` and `count` default to
+  this process's (jax.process_index(), jax.process_count()).
   """
-  count, index = jax.process_count(), jax.process_index()
+  count = jax.process_count() if count is None else count
+  index = jax.process_index() if index is None else index
   if num_rows % count:
     raise ConfigError(f"a batch of {num_rows} does not divide over {count} processes")
   per_process = num_rows // count

@@ -16,7 +16,7 @@ import optax
 from flax import nnx, struct
 
 from jaxvq import config as config_lib
-from jaxvq.data import batches
+from jaxvq.data import batches, pipeline
 from jaxvq.models import build_model, model_class
 from jaxvq.runtime import sharding, xla_options
 
@@ -76,6 +76,7 @@ def setup(config: ml_collections.ConfigDict, dataset) -> Experiment:
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_divisible(config.batch_size, mesh)
   batches.check_batch_size(config.batch_size, len(dataset.train))
+  pipeline.Augmentation.of(config, dataset.image_shape)   # refuses one the images cannot take
   config = ml_collections.ConfigDict(config.to_dict())
   config.model = model_class(config.model.name).configure(config.model, dataset)
   model = build_model(config.model, dataset.image_shape, data_variance=dataset.pixel_variance(),

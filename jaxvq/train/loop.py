@@ -84,9 +84,10 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
     out.print(f"resumed from the checkpoint of step {latest} in {workdir}")
   interval, interval_steps, interval_start = None, 0, time.perf_counter()
   test_metrics = {}
+  batches = steps.train_batches(exp, start)   # read ahead, in threads or worker processes
   try:
     for step in range(start + 1, config.num_train_steps + 1):
-      state, metrics = train_step(state, steps.train_batch(exp, step - 1))
+      state, metrics = train_step(state, next(batches))
       interval = guards.accumulate(interval or guards.new_interval(metrics), metrics, step)
       interval_steps += 1
       last = step == config.num_train_steps
@@ -105,6 +106,8 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
                  for k, v in jax.device_get(interval["sum"]).items()}
         elapsed = time.perf_counter() - interval_start
         means["images_per_sec"] = interval_steps * config.batch_size / elapsed
+        if batches.skipped_files:   # corrupt_images="skip": the corrupt files met so far
+          means["skipped_images"] = len(batches.skipped_files)
         writer.write(step, "train", means)
         out.print(console.train_line(step, config.num_train_steps, means, summary))
         interval, interval_steps = None, 0
@@ -129,6 +132,7 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
         writer.write(step, "fid", measure_run(workdir, config.quality_features,
                                               config.final_fid_images))
   finally:
+    batches.close()
     out.close()
     writer.close()
   if not test_metrics:  # the run was already complete: its last evaluation

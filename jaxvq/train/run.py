@@ -62,7 +62,7 @@ def load_data(config: ml_collections.ConfigDict):
     if codes.read_metadata(vqvae_workdir) is None:
       encode_codes(vqvae_workdir)
   return load_dataset(config.dataset, image_size=config.image_size,
-                      data_dir=config.data_dir or None)
+                      data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
 
 
 def load_run(workdir: str, step: Optional[int] = None) -> Run:

@@ -13,21 +13,28 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxvq.data import batches
-from jaxvq.runtime import distributed, sharding, xla_options
+from jaxvq.data import batches, pipeline
+from jaxvq.runtime import sharding, xla_options
 from jaxvq.train.experiment import EVAL_KEY_TAG, INIT_KEY_TAG, Experiment, TrainState
 
 
 def train_batch(exp: Experiment, step: int):
-  """The (inputs, labels) of training step `step` (0-based), split over the devices.
+  """The (inputs, labels) of training step `step` (0-based), split over the devices, read
+  here and now (training reads them ahead, through `train_batches`).
 
   Each process loads only its own rows of the global batch.
   """
-  indices = batches.train_indices(len(exp.dataset.train), exp.config.batch_size,
-                                  exp.config.seed, step)
-  indices = indices[distributed.process_rows(len(indices))]
-  return sharding.shard_batch((exp.dataset.train.inputs(indices),
-                               exp.dataset.train.labels(indices)), exp.mesh)
+  batch = pipeline.StepBatch.of(exp.dataset.train, exp.config)(step)
+  return sharding.shard_batch((batch["inputs"], batch["labels"]), exp.mesh)
+
+
+def train_batches(exp: Experiment, start_step: int) -> pipeline.TrainBatches:
+  """The batches of steps start_step, ..., num_train_steps - 1 (0-based), as `train_batch`
+  gives them, read ahead by the input pipeline (config.data_workers, config.data_prefetch)."""
+  return pipeline.TrainBatches(
+      pipeline.StepBatch.of(exp.dataset.train, exp.config), start_step,
+      exp.config.num_train_steps, workers=exp.config.data_workers,
+      prefetch=exp.config.data_prefetch, place=lambda b: sharding.shard_batch(b, exp.mesh))
 
 
 def make_train_step(exp: Experiment, compiler_options: dict | None = None):
