@@ -21,7 +21,12 @@ from jaxvq.quality.sources import ImageSet, load_images
 def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000, *,
                     dataset: str | None = None, temperature: float = 1.0, seed: int = 0) -> list:
   """One row of metrics per source string (jaxvq.quality.sources), each against the first
-  `num` test images of `dataset` (default: the one a jaxvq feature network was trained on)."""
+  `num` test images of `dataset` (default: the one a jaxvq feature network was trained on).
+
+  Returns:
+    A list of dicts, one per source: source, num_images, fid, precision, recall, and where
+    they apply class_accuracy, psnr and ssim (`jaxvq.quality.measure`).
+  """
   if dataset is None:
     dataset = getattr(extractor, "dataset", None)
   if dataset is None:

@@ -139,7 +139,8 @@ def read_description(workdir: str) -> dict:
 
 
 def load_feature_extractor(workdir: str) -> ClassifierExtractor:
-  """The feature network trained in `workdir` by `train_feature_network`."""
+  """workdir -> the `ClassifierExtractor` of the feature network `train_feature_network`
+  trained there."""
   description = read_description(workdir)
   net = FeatureClassifier(tuple(description["image_shape"]), description["num_classes"],
                           description["feature_dim"], rngs=nnx.Rngs(0))

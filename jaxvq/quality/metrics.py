@@ -44,7 +44,7 @@ def frechet_distance(mean1, cov1, mean2, cov2) -> float:
 
 
 def fid(features1: np.ndarray, features2: np.ndarray) -> float:
-  """The Fréchet distance of the Gaussians fitted to two feature sets [N1, F] and [N2, F].
+  """features [N1, F], [N2, F] -> the Fréchet distance of the Gaussians fitted to them.
 
   The estimate is biased upwards at small N: compare values computed at the same N.
   """
