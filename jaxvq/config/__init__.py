@@ -88,6 +88,10 @@ def migrate(saved: Mapping) -> dict:
   if name == "vqvae" and "quantizer" not in model:
     from jaxvq.models.vqvae import VQ_FIELDS  # pylint: disable=g-import-not-at-top
     model["quantizer"] = {k: model.pop(k) for k in list(model) if k in VQ_FIELDS and k != "name"}
+  if name == "vqvae" and model.get("likelihood") not in (None, "mse", "discretized_gaussian"):
+    # The shared namespace held the VAE's likelihood, which a VQ-VAE never read: its
+    # reconstruction term was the MSE.
+    model.pop("likelihood")
   saved["model"] = model
   return _overlay(section(saved), saved)
 
