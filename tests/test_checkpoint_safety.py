@@ -272,7 +272,9 @@ def test_ctrl_c_saves_the_current_step_exits_130_and_the_rerun_resumes(tiny_conf
   after = _file_hashes(directory)
   assert all(after[k] == v for k, v in before.items())
 
-  tiny_config.update(run)
+  # The rerun resumes; a few steps past the saved one show it trains on from there (the whole
+  # 1000 steps would only add checkpoint writes).
+  tiny_config.update(run, num_train_steps=step + 5)
   train_and_evaluate(tiny_config, workdir)
   assert f"resumed from the checkpoint of step {step}" in capsys.readouterr().out
-  assert checkpoint.latest_step(directory) == 1000
+  assert checkpoint.latest_step(directory) == step + 5
