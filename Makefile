@@ -31,7 +31,7 @@ demo: install
 	@echo "reconstructions and metrics are in $(DEMO_WORKDIR)/ (images/, metrics.jsonl)"
 
 test: install
-	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n auto tests
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache jaxvq.egg-info
