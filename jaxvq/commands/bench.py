@@ -62,7 +62,8 @@ def define_flags() -> None:
                       "(Perfetto's perfetto_trace.json.gz and TensorBoard's profile).")
   flags.DEFINE_string("peer", "", "A command printing a JSON line with images_per_s, run in turns.")
   flags.DEFINE_integer("rounds", 3, "With --peer, and for --formulations' step with XLA's "
-                       "default options: how many turns each.")
+                       "default options: how many turns each; with --grids, timed calls of "
+                       "each sampler.")
   flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices, as "
                        "train.py --cpu_devices does (0: one per core when every config's batch "
                        "divides among them, else one; 1: one device).")
@@ -116,7 +117,7 @@ def _growth(runs) -> None:
       raise ConfigError("--grids goes with --sampling (and a prior config)")
     _check_prior(config)
     for row in growth.sampling_growth(config, _integers(FLAGS.grids, "--grids"),
-                                      FLAGS.num_samples):
+                                      FLAGS.num_samples, FLAGS.rounds):
       sampling_rows.append(row)
       print(json.dumps(row), flush=True)
   for row in growth.step_growth(config, [growth.parse_sweep(s) for s in FLAGS.sweep],
