@@ -2,7 +2,8 @@
 
   python train.py --config=configs/vqvae_fashion_mnist.py --workdir=workdirs/vqvae_fashion_mnist
 
-Reaches a test normalized MSE of 0.0449 with every one of the K=512 codes in use
+Reaches a test normalized MSE of 0.0452 with every one of the K=512 codes in use (on two CPU
+devices, one per core; 0.0449 with --cpu_devices=1)
 (README). The codebook is kept healthy by EMA updates, k-means initialisation
 from the first 10 batches and dead-code restarts every 100 steps
 (jaxvq/ops/codebook.py).
