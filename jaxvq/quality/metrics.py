@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvq.ops.vq import squared_distances
+
 
 def gaussian_moments(features: np.ndarray):
   """The mean [F] and covariance [F, F] (unbiased, float64) of features [N, F]."""
@@ -52,9 +54,9 @@ def fid(features1: np.ndarray, features2: np.ndarray) -> float:
 
 
 def _pairwise_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-  """Euclidean distances [Na, Nb] of rows a [Na, F] and b [Nb, F]."""
-  squared = (jnp.sum(a * a, axis=1)[:, None] - 2 * a @ b.T + jnp.sum(b * b, axis=1)[None, :])
-  return jnp.sqrt(jnp.maximum(squared, 0.0))
+  """Euclidean distances [Na, Nb] of rows a [Na, F] and b [Nb, F] (the quantizer's squared
+  distances, rounding below 0 clipped)."""
+  return jnp.sqrt(jnp.maximum(squared_distances(a, b), 0.0))
 
 
 _kth_distance = jax.jit(  # index 0 of each row is the point itself, at distance 0
