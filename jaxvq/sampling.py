@@ -164,6 +164,11 @@ def sample_images(prior_workdir: str, num_samples: int, label=None, temperature:
   # On the host between the two: the prior's and the VQ-VAE's runs may use different meshes.
   codes = np.asarray(sample_codes(prior_run.experiment, prior_run.state, jax.random.key(seed),
                                   num_samples, label, temperature))
-  pictures = np.asarray(vq_run.jit(lambda model, codes: model.decode_from_indices(codes))(codes))
+  pictures = np.asarray(code_decoder(vq_run)(codes))
   columns = prior.num_classes if (prior.num_classes and label is None) else 0
   return pictures, codes, columns
+
+
+def code_decoder(vq_run):
+  """fn(codes [N, h, w]) -> images [N, H, W, C] in [0, 1]: a VQ-VAE run's decoder, compiled."""
+  return vq_run.jit(lambda model, codes: model.decode_from_indices(codes))

@@ -69,7 +69,7 @@ def prior_samples(workdir: str, num: int, temperature: float, key, chunk: int) -
   sampling.check_request(prior_run.model, chunk, None, temperature)
   vq_run = sampling.load_vqvae_of(prior_run)
   draw = sampling.make_sampler(prior_run.experiment, chunk, temperature)
-  decode = vq_run.jit(lambda model, codes: model.decode_from_indices(codes))
+  decode = sampling.code_decoder(vq_run)
   classes = prior_run.model.num_classes
   all_labels = np.arange(num + chunk, dtype=np.int32) % classes if classes else None
   images = []
@@ -91,7 +91,7 @@ def marginal_samples(workdir: str, num: int, key, chunk: int) -> ImageSet:
   code_data = codes_lib.load(workdir)
   frequencies = code_frequencies(code_data.train.array, code_data.num_codes)   # [h, w, K]
   vq_run = load_run(workdir, step=code_data.metadata["step"])
-  decode = vq_run.jit(lambda model, codes: model.decode_from_indices(codes))
+  decode = sampling.code_decoder(vq_run)
   log_frequencies = jnp.log(jnp.asarray(frequencies, jnp.float32))
   draw = jax.jit(lambda key: jax.random.categorical(
       key, jnp.broadcast_to(log_frequencies, (chunk,) + log_frequencies.shape)))
