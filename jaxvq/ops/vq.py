@@ -267,7 +267,18 @@ def quantize(inputs: jax.Array, codebook: jax.Array, *,
   )
 
 
-def _l2_normalize(x: jax.Array) -> jax.Array:
+def l2_normalize(x: jax.Array) -> jax.Array:
+  """x / ||x|| along the last axis: [..., D] -> [..., D] (a zero vector stays zero).
+
+  The squared norm is floored at 1e-24, the norm at 1e-12 (PyTorch's F.normalize default,
+  and the floor `rotate_to` puts under |e|), so every vector of norm 1e-12 or more comes out
+  of unit length. Both users need that: the cosine codebook promises unit codes and inputs,
+  and `rotate_to` returns z_q's values only if z_e / |z_e| is a unit vector (with
+  TensorFlow's floor of 1e-12 on the squared norm, which the cosine codebook used, an input
+  of norm 1e-8 misses z_q by about |z_q|). The two floors give the same bits wherever the
+  squared norm exceeds 1e-12, so the only change is that cosine codes and inputs shorter
+  than 1e-6 now come out of unit length too; plain VQ (the demo's) normalizes nothing.
+  """
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-24))
 
 
@@ -297,9 +308,9 @@ def rotate_to(inputs: jax.Array, targets: jax.Array) -> jax.Array:
   q = jax.lax.stop_gradient(targets.astype(jnp.float32))
   norm_e = jnp.sqrt(jnp.sum(e * e, axis=-1, keepdims=True))
   norm_q = jnp.sqrt(jnp.sum(q * q, axis=-1, keepdims=True))
-  u = jax.lax.stop_gradient(_l2_normalize(e))
-  q_hat = _l2_normalize(q)
-  w = jax.lax.stop_gradient(_l2_normalize(u + q_hat))
+  u = jax.lax.stop_gradient(l2_normalize(e))
+  q_hat = l2_normalize(q)
+  w = jax.lax.stop_gradient(l2_normalize(u + q_hat))
   rotated = (e - 2.0 * jnp.sum(e * w, axis=-1, keepdims=True) * w
              + 2.0 * jnp.sum(e * u, axis=-1, keepdims=True) * q_hat)
   scale = jax.lax.stop_gradient(norm_q / jnp.maximum(norm_e, 1e-12))

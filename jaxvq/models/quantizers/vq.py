@@ -54,10 +54,6 @@ VQ_FIELDS = {
 }
 
 
-def _l2_normalize(x):
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
-
-
 class Codebook(nnx.Module):
   """K code vectors of size d (`vectors` [K, d], or Q stacked codebooks [Q, K, d] with
   `stages`), learned by gradient or EMA, with the usage EMA that finds dead codes. The state
@@ -153,12 +149,12 @@ class VectorQuantizer(Quantizer):
   def to_code_space(self, z_e: jax.Array) -> jax.Array:
     """Encoder output [..., D] -> the vectors that are quantized [..., d]."""
     z = self.project_in(z_e) if self.project_in is not None else z_e
-    return _l2_normalize(z) if self.cosine else z
+    return vq.l2_normalize(z) if self.cosine else z
 
   def codes(self) -> jax.Array:
     """The codebook as the lookup sees it: [K, d]."""
     c = self.codebook.vectors[...]
-    return _l2_normalize(c) if self.cosine else c
+    return vq.l2_normalize(c) if self.cosine else c
 
   def from_code_space(self, z_q: jax.Array) -> jax.Array:
     return self.project_out(z_q) if self.project_out is not None else z_q
