@@ -7,7 +7,8 @@ With p(k | z_n) = softmax_k(logits_nk / temperature), the soft assignment of inp
 
 The first term pulls each input towards one code (confident assignments), the
 second spreads the batch over all codes (a used codebook); gamma, the
-diversity weight, is 1 in both papers.
+diversity weight, is 1 in both papers. `entropy` and `entropy_of_counts` also give the
+entropy of the code usage, whose exp is the quantizers' perplexity (jaxvq/ops/vq.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ def entropy(probs: jax.Array, axis: int = -1) -> jax.Array:
   """-sum p log p along `axis` (0 log 0 = 0), in nats."""
   return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0),
                   axis=axis)
+
+
+def entropy_of_counts(counts: jax.Array, axis: int = -1) -> jax.Array:
+  """The entropy of the distribution counts / sum(counts) along `axis`, in nats (0 when all
+  counts are 0: the sum is floored at 1)."""
+  probs = counts / jnp.maximum(jnp.sum(counts, axis=axis, keepdims=True), 1.0)
+  return entropy(probs, axis=axis)
 
 
 def entropy_loss(logits: jax.Array, temperature: float = 1.0,

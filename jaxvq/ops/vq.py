@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxvq.ops.entropy import entropy_loss
+from jaxvq.ops.entropy import entropy_loss, entropy_of_counts
 
 
 @struct.dataclass
@@ -183,9 +183,7 @@ def code_counts(indices: jax.Array, num_codes: int,
 def perplexity_from_counts(counts: jax.Array) -> jax.Array:
   """exp(entropy) of the empirical code distribution: [K] counts -> a scalar, K when all are
   used equally, 1 when one code takes everything."""
-  probs = counts / jnp.maximum(jnp.sum(counts), 1.0)
-  entropy = -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0))
-  return jnp.exp(entropy)
+  return jnp.exp(entropy_of_counts(counts))
 
 
 def usage_from_counts(counts: jax.Array) -> jax.Array:
