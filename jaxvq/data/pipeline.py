@@ -75,6 +75,10 @@ class Augmentation:
 
   def apply(self, images: np.ndarray, flips: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """images [n, H, W, C] uint8 with each row's draws -> [n, H, W, C] uint8."""
+    # NumPy, not dm_pix: its flip is jnp.flip and its crop (random_crop) draws the offset
+    # from a JAX key, so the crop could not keep these (seed, step, row) draws, and this runs
+    # in Grain's threads and worker processes on the host, where JAX would copy every batch
+    # to the accelerator and back before the train step takes it.
     n, h, w, _ = images.shape
     p = self.crop_padding
     if p:

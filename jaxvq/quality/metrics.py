@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,17 +102,17 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
 
 
 def psnr(images: np.ndarray, references: np.ndarray) -> float:
-  """The mean over images of 10 log10(1 / MSE), in dB, for [N, H, W, C] images in [0, 1]."""
-  errors = np.mean((np.asarray(images, np.float64) - np.asarray(references, np.float64)) ** 2,
-                   axis=tuple(range(1, np.ndim(images))))
-  return float(np.mean(10.0 * np.log10(1.0 / errors)))
+  """The mean over images of 10 log10(1 / MSE), in dB, for [N, H, W, C] images in [0, 1]
+  (dm_pix.psnr's per image, whose data range is 1)."""
+  per_image = dm_pix.psnr(jnp.asarray(images, jnp.float32), jnp.asarray(references, jnp.float32))
+  return float(np.mean(np.asarray(per_image, np.float64)))
 
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
-  """The normalised 1-D Gaussian window [size]."""
+  """The normalised 1-D Gaussian window [size], dm_pix.ssim's (for references to check it)."""
   offsets = np.arange(size) - (size - 1) / 2
   window = np.exp(-offsets ** 2 / (2 * sigma ** 2))
   return window / window.sum()
@@ -122,28 +123,15 @@ def ssim_per_image(images: jax.Array, references: jax.Array) -> jax.Array:
   """SSIM of each image [N, H, W, C] in [0, 1] against its reference: [N] (Wang et al. 2004,
   "Image Quality Assessment: From Error Visibility to Structural Similarity").
 
-  Local statistics under an 11x11 Gaussian window (sigma 1.5) over the positions where the
-  window fits (no padding), C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 1; the SSIM map is
-  averaged over positions and channels.
+  Local statistics under an 11x11 Gaussian window (sigma 1.5, `gaussian_window`) over the
+  positions where the window fits (no padding), C1 = (0.01 L)^2, C2 = (0.03 L)^2 with
+  L = 1; the SSIM map is averaged over positions and channels. dm_pix.ssim computes exactly
+  that, with the window applied as two 1-D 'valid' convolutions at full float32 precision,
+  and clamps what rounding can push out of range (variances below float32's eps^2, a
+  covariance above sqrt(var_x var_y)).
   """
-  x, y = images.astype(jnp.float32), references.astype(jnp.float32)
-  channels = x.shape[-1]
-  window = jnp.asarray(gaussian_window(), jnp.float32)
-  kernel = jnp.tile((window[:, None] * window[None, :])[:, :, None, None], (1, 1, 1, channels))
-
-  def local_mean(a):   # depthwise 'valid' convolution, [N, H-10, W-10, C]
-    return jax.lax.conv_general_dilated(a, kernel, (1, 1), "VALID",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        feature_group_count=channels)
-
-  mu_x, mu_y = local_mean(x), local_mean(y)
-  var_x = local_mean(x * x) - mu_x ** 2
-  var_y = local_mean(y * y) - mu_y ** 2
-  cov = local_mean(x * y) - mu_x * mu_y
-  c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
-  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
-              / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
-  return jnp.mean(ssim_map, axis=(1, 2, 3))
+  return dm_pix.ssim(images.astype(jnp.float32), references.astype(jnp.float32), max_val=1.0,
+                     filter_size=SSIM_WINDOW, filter_sigma=SSIM_SIGMA, k1=SSIM_K1, k2=SSIM_K2)
 
 
 def ssim(images: np.ndarray, references: np.ndarray, chunk: int = 1000) -> float:
