@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxvq.data import datasets
+from jaxvq.data import datasets, validation
+from jaxvq.data.files import image_files
 from jaxvq.errors import DatasetError
 from jaxvq.train import train_and_evaluate
 from snapshots import snapshot
@@ -200,12 +201,12 @@ def test_neighbouring_shapes_are_served(train_shape, test_shape, image_size, ser
 def test_every_dataset_has_splits_of_one_shape(train_shape, test_shape, num_test, match):
   """The check `load` makes of TFDS and the offline copies too."""
   with pytest.raises(DatasetError, match=match):
-    datasets._check_splits("name", train_shape, test_shape, num_test)
+    validation.check_splits("name", train_shape, test_shape, num_test)
 
 
 def test_splits_of_one_shape_pass():
   for shape in ((8, 8, 1), (8, 8, 3), (28, 28, 1)):
-    datasets._check_splits("name", shape, shape, 1)
+    validation.check_splits("name", shape, shape, 1)
 
 
 def test_a_npy_file_or_a_directory_given_as_npz(tiny_config, tmp_path, workdir):
@@ -278,7 +279,7 @@ def _within(seconds, fn):
 
 
 def test_folder_walk_ends_and_counts_each_file_once(linked_folder):
-  files = _within(20, lambda: datasets._image_files(str(linked_folder)))
+  files = _within(20, lambda: image_files(str(linked_folder)))
   names = [os.path.relpath(f, linked_folder) for f in files]
   assert names == ["a.png", "broken.png", "sub/b.png", "sub/deeper/c.png"]
 

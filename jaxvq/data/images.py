@@ -1,4 +1,5 @@
-"""Bringing one image to the size a dataset serves: a center crop, then a bicubic resize."""
+"""Bringing an image, or an array of them, to the size a dataset serves: a center crop, then a
+bicubic resize."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,15 @@ def fit_image(image: np.ndarray, shape) -> np.ndarray:
   mode_image = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
   out = center_crop_resize(mode_image, shape[0])
   return out.reshape(shape)
+
+
+def fit_images(images: np.ndarray, size: int) -> np.ndarray:
+  """uint8 images [N, H, W, C] brought to [N, size, size, C] (the same array for size 0, or
+  when they have that size)."""
+  if not size or images.shape[1:3] == (size, size):
+    return images
+  shape = (size, size, images.shape[-1])
+  return np.stack([fit_image(x, shape) for x in images])
 
 
 def read_image_file(path: str, size: int) -> np.ndarray:
