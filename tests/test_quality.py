@@ -1,6 +1,8 @@
 """The quality metrics' math on known cases, the feature extractors, and `jaxvq quality`."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +14,7 @@ import scipy.linalg
 from flax import nnx
 
 from jaxvq import quality
-from jaxvq.errors import DatasetError
+from jaxvq.errors import DatasetError, RunError
 from jaxvq.quality import metrics
 from jaxvq.quality.measure import Reference, measure
 from jaxvq.quality.sources import ImageSet, code_frequencies
@@ -149,7 +151,7 @@ def feature_workdir(tmp_path_factory):
   """A classifier of real Fashion-MNIST trained for a few steps."""
   workdir = str(tmp_path_factory.mktemp("features") / "fashion_mnist")
   quality.train_feature_network("fashion_mnist", workdir, num_steps=30, batch_size=64,
-                                feature_dim=16, log=None)
+                                feature_dim=16, num_devices=1)
   return workdir
 
 
@@ -186,6 +188,64 @@ def test_refuses_too_few_images_and_other_shapes(feature_workdir):
     measure(ImageSet("five", np.zeros((5, 28, 28, 1), np.uint8)), extractor, reference)
 
 
+def test_the_feature_network_resumes_exactly(tmp_path):
+  """It is a run of the training loop: 3 steps, then resumed to 6, equals 6 straight."""
+  from jaxvq.train import load_run  # pylint: disable=g-import-not-at-top
+  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  train = lambda workdir, steps: quality.train_feature_network(
+      "fashion_mnist", workdir, num_steps=steps, batch_size=32, feature_dim=8, num_devices=1)
+  expected = train(straight, 6)
+  train(resumed, 3)
+  assert train(resumed, 6) == {**expected, "run_id": load_run(resumed).run_id}
+  assert expected["step"] == 6 and expected["num_test_images"] == 10000
+  a, b = load_run(straight), load_run(resumed)
+  assert a.config.model.name == "classifier" and b.step == 6
+  jax.tree.map(np.testing.assert_array_equal, (a.state.params, a.state.opt_state),
+               (b.state.params, b.state.opt_state))
+
+
+def test_a_damaged_description_or_a_workdir_of_no_classifier_is_refused_in_one_line(
+    feature_workdir, tmp_path):
+  workdir = str(tmp_path / "features")
+  shutil.copytree(feature_workdir, workdir)
+  path = os.path.join(workdir, "features.json")
+  good = open(path).read()
+  rebuild = (f"`jaxvq features --dataset=fashion_mnist --workdir={workdir} --num_steps=30 "
+             f"--batch_size=64 --feature_dim=16`")
+
+  def refused(match, directory=workdir):
+    with pytest.raises(RunError, match=match) as error:
+      quality.load_feature_extractor(directory)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+  for damaged in ("{", "[]", json.dumps({**json.loads(good), "feature_dim": "16"})):
+    with open(path, "w") as f:
+      f.write(damaged)
+    assert rebuild in refused(re.escape(f"{path} is damaged"))
+  with open(path, "w") as f:
+    json.dump({**json.loads(good), "step": 20}, f)
+  assert "step 20 in features.json, 30 in the run" in refused("does not describe the run")
+  done = run_quality(f"--features={workdir}", "--images=dataset:fashion_mnist:test")
+  assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+  assert "does not describe the run" in done.stderr
+  os.remove(path)
+  assert rebuild in refused(re.escape(f"{path} is missing"))
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  config["model"]["name"] = "vqvae"
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(config, f)
+  refused("holds a vqvae run, not a feature network")
+  # A feature network of an earlier jaxvq: its own checkpoint layout, no config.json.
+  old = tmp_path / "old"
+  (old / "checkpoints" / "3000").mkdir(parents=True)
+  (old / "features.json").write_text(good)
+  assert ("retrain it with `jaxvq features --dataset=fashion_mnist --workdir=NEW_DIR "
+          "--num_steps=30 --batch_size=64 --feature_dim=16`") in refused(
+              "a feature network of an earlier jaxvq", str(old))
+
+
+@pytest.mark.slow
 def test_a_priors_final_evaluation_writes_a_fid_row(tiny, feature_workdir, tmp_path):
   from jaxvq.train import encode_codes, train_and_evaluate  # pylint: disable=g-import-not-at-top
   from jaxvq.train.metrics_writer import read_rows  # pylint: disable=g-import-not-at-top

@@ -153,11 +153,13 @@ def test_every_config_loads_and_builds_its_model(name):
   if config.model.name == "pixelcnn":  # the prior takes K and its sizes from the codes
     config.model.update(num_codes=512, num_classes=10, image_dims=int(np.prod(shape)))
     shape = (32, 32) if imagenet else (8, 8) if cifar else (7, 7)
+  if config.model.name == "classifier":  # K from the dataset's labels
+    config.model.num_classes = 10
   inputs = jnp.zeros((2,) + shape, jnp.int32 if len(shape) == 2 else jnp.float32)
   out = jax.eval_shape(lambda: build_model(config.model, shape, data_variance=0.1, seed=0)(
       inputs, jax.random.key(0), jnp.zeros((2,), jnp.int32)))
   assert out.loss.shape == ()
-  if config.model.name != "pixelcnn":
+  if config.model.name not in ("pixelcnn", "classifier"):
     assert out.reconstruction.shape == (2,) + shape
 
 

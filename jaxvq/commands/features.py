@@ -3,15 +3,19 @@
   jaxvq features --dataset=fashion_mnist --workdir=workdirs/features_fashion_mnist \\
       [--num_steps=3000] [--batch_size=128] [--learning_rate=1e-3] [--feature_dim=128]
 
-A small CNN classifier of the dataset's training split (jaxvq/quality/features.py),
-saved as an Orbax checkpoint with WORKDIR/features.json (dataset, image shape,
-sizes and its accuracy on the whole test split) and metrics.jsonl.
+The "classifier" model (jaxvq/models/classifier.py) of the dataset's training split,
+trained by the training loop from `jaxvq.quality.features_config(dataset)` (for
+Fashion-MNIST, configs/features_fashion_mnist.py): its checkpoints, metrics.jsonl and
+config.json, and a rerun resumes (--config.overwrite=True replaces a run of another
+config), as for `jaxvq train`. Then WORKDIR/features.json
+(dataset, image shape, sizes and its accuracy on the whole test split); prints it.
 """
 import json
 
 from absl import flags
 
 from jaxvq.quality.features import train_feature_network
+from jaxvq.runtime import distributed
 
 FLAGS = flags.FLAGS
 
@@ -24,12 +28,19 @@ def define_flags() -> None:
   flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
   flags.DEFINE_integer("feature_dim", 128, "Units of the feature layer (F).")
   flags.DEFINE_integer("seed", 0, "Seed of the initialisation and the data order.")
+  flags.DEFINE_bool("config.overwrite", False, "Delete a run of another config in --workdir "
+                    "and train anew (config.overwrite, as for `jaxvq train`).")
+  flags.DEFINE_integer("cpu_devices", 0, "On a CPU, split it into this many XLA devices (0: "
+                       "one per core when the batch divides among them, else one; 1: one "
+                       "device), as for `jaxvq train`.")
   flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   del argv
+  distributed.use_cpu_devices(FLAGS.cpu_devices, FLAGS.batch_size)
   description = train_feature_network(
       FLAGS.dataset, FLAGS.workdir, num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
-      learning_rate=FLAGS.learning_rate, feature_dim=FLAGS.feature_dim, seed=FLAGS.seed)
+      learning_rate=FLAGS.learning_rate, feature_dim=FLAGS.feature_dim, seed=FLAGS.seed,
+      overwrite=FLAGS["config.overwrite"].value)
   print(json.dumps(description))

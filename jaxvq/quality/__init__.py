@@ -1,6 +1,7 @@
 """Generation quality, measured: FID, precision and recall, class accuracy, PSNR and SSIM.
 
-  features.py   the feature extractor interface and the small CNN classifier jaxvq trains
+  features.py   the feature extractor interface; the feature network's config, training
+                (the classifier model, by the training loop) and loading
   metrics.py    the metrics' math, as plain functions of features and images
   sources.py    the sets of images measured: samples, reconstructions, dataset splits
   measure.py    one set against the real test split; the table
@@ -10,8 +11,8 @@
 """
 from __future__ import annotations
 
-from jaxvq.quality.features import (ClassifierExtractor, FeatureClassifier, FeatureExtractor,
-                                    FunctionExtractor, load_feature_extractor, read_description,
+from jaxvq.quality.features import (ClassifierExtractor, FeatureExtractor, FunctionExtractor,
+                                    features_config, load_feature_extractor, read_description,
                                     train_feature_network)
 from jaxvq.quality.measure import Reference, format_table, measure, real_reference
 from jaxvq.quality.metrics import fid, frechet_distance, precision_recall, psnr, ssim

@@ -1,10 +1,12 @@
 """Feature extractors for FID and class accuracy, and the small CNN classifier jaxvq trains.
 
 Inception features mean little for 28x28 grayscale images, so, as MNIST-scale
-papers do, each dataset gets its own classifier, trained once on its training
-split (`jaxvq features --dataset=fashion_mnist --workdir=DIR`); the activations
-of its penultimate dense layer are the features, its last layer's outputs the
-class logits. Any other extractor plugs in through `FeatureExtractor`
+papers do, each dataset gets its own classifier (the "classifier" model,
+jaxvq/models/classifier.py), trained once on its training split by the training
+loop (`jaxvq features --dataset=fashion_mnist --workdir=DIR`: `features_config`,
+`train_and_evaluate`, then WORKDIR/features.json); the activations of its
+penultimate dense layer are the features, its last layer's outputs the class
+logits. Any other extractor plugs in through `FeatureExtractor`
 (`FunctionExtractor` wraps a function, e.g. an Inception network with weights
 the user provides for RGB data).
 
@@ -16,19 +18,22 @@ from __future__ import annotations
 import abc
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
-from jaxvq.data import load_dataset
+from jaxvq.config import get_config
 from jaxvq.errors import DatasetError, RunError
+from jaxvq.models.classifier import Classifier
+from jaxvq.runtime import distributed, files
+from jaxvq.train import checkpoint
 from jaxvq.train import workdir as workdir_lib
-from jaxvq.train.checkpoint import Checkpointer
-from jaxvq.train.metrics_writer import MetricsWriter
+from jaxvq.train.loop import train_and_evaluate
+from jaxvq.train.run import load_data, load_run
 
 FEATURES_FILE = "features.json"
 
@@ -86,164 +91,194 @@ class FunctionExtractor(FeatureExtractor):
     return out if isinstance(out, tuple) else (out, None)
 
 
-class FeatureClassifier(nnx.Module):
-  """A small CNN classifier: [B, H, W, C] in [0, 1] -> (features [B, F], logits [B, K]).
-
-  A 3x3 and two 4x4 convolutions (16, 32, 64 channels; the last two stride 2, so 28x28
-  becomes 7x7), a dense layer of F units (the features, after ReLU), and a linear layer to
-  the K class logits.
-  """
-
-  def __init__(self, image_shape: tuple, num_classes: int, feature_dim: int = 128, *,
-               rngs: nnx.Rngs):
-    height, width, channels = image_shape
-    self.conv1 = nnx.Conv(channels, 16, (3, 3), padding=1, rngs=rngs)
-    self.conv2 = nnx.Conv(16, 32, (4, 4), strides=2, padding=1, rngs=rngs)
-    self.conv3 = nnx.Conv(32, 64, (4, 4), strides=2, padding=1, rngs=rngs)
-    flat = 64 * (-(-height // 4)) * (-(-width // 4))
-    self.features = nnx.Linear(flat, feature_dim, rngs=rngs)
-    self.classes = nnx.Linear(feature_dim, num_classes, rngs=rngs)
-
-  def __call__(self, x: jax.Array) -> tuple:
-    x = x - 0.5
-    for conv in (self.conv1, self.conv2, self.conv3):
-      x = nnx.relu(conv(x))
-    features = nnx.relu(self.features(x.reshape(x.shape[0], -1)))   # [B, F]
-    return features, self.classes(features)
-
-
 class ClassifierExtractor(FeatureExtractor):
-  """The features and logits of a `FeatureClassifier` (jaxvq's own extractor)."""
+  """The features and logits of a `jaxvq.models.Classifier` (jaxvq's own extractor)."""
 
-  def __init__(self, net: FeatureClassifier, image_shape: tuple, num_classes: int,
+  def __init__(self, net: Classifier, image_shape: tuple, num_classes: int,
                feature_dim: int, dataset: Optional[str] = None):
+    # On the host, so that each batch runs once on the default device (not on every
+    # device of the mesh the run was trained on).
     self.graphdef, self.state = nnx.split(net)
+    self.state = jax.device_get(self.state)
     self.image_shape, self.num_classes = tuple(image_shape), num_classes
     self.feature_dim = feature_dim
     self.dataset = dataset   # the dataset it was trained on: its test split is the reference
 
   def outputs(self, images):
-    return nnx.merge(self.graphdef, self.state)(images)
+    return nnx.merge(self.graphdef, self.state).features_and_logits(images)
 
 
 # ----------------------------------------------------------------------- training and loading
 
-def read_description(workdir: str) -> dict:
-  """WORKDIR/features.json: the dataset, image shape, sizes and test accuracy of the network."""
-  path = os.path.join(workdir, FEATURES_FILE)
-  if not os.path.exists(path):
-    raise RunError(f"{workdir} holds no feature network: train one with `python -m jaxvq "
-                   f"features --dataset=DATASET --workdir={workdir}`")
-  with open(path) as f:
-    return json.load(f)
+def features_config(dataset: str = "fashion_mnist", *, num_steps: int = 3000,
+                    batch_size: int = 128, learning_rate: float = 1e-3,
+                    feature_dim: int = 128, seed: int = 0) -> ml_collections.ConfigDict:
+  """The config of the feature network of `dataset`, a run of the "classifier" model that
+  `jaxvq.train.train_and_evaluate` trains: Adam on the cross-entropy, constant learning rate,
+  a test evaluation (loss, accuracy) every 1000 steps and at the end
+  (configs/features_fashion_mnist.py is `features_config("fashion_mnist")`)."""
+  config = get_config("classifier")
+  config.dataset = dataset
+  config.model.feature_dim = feature_dim
+  config.update(num_train_steps=num_steps, batch_size=batch_size, learning_rate=learning_rate,
+                seed=seed, log_every_steps=500)
+  return config
 
 
-def load_feature_extractor(workdir: str) -> ClassifierExtractor:
-  """workdir -> the `ClassifierExtractor` of the feature network `train_feature_network`
-  trained there."""
-  description = read_description(workdir)
-  net = FeatureClassifier(tuple(description["image_shape"]), description["num_classes"],
-                          description["feature_dim"], rngs=nnx.Rngs(0))
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
-  state = checkpointer.restore(description["step"], nnx.state(net))
-  checkpointer.close()
-  nnx.update(net, state)
-  return ClassifierExtractor(net, description["image_shape"], description["num_classes"],
-                             description["feature_dim"], description["dataset"])
+def _command_flags(config: Mapping) -> dict:
+  return {"num_steps": config["num_train_steps"], "batch_size": config["batch_size"],
+          "learning_rate": config["learning_rate"],
+          "feature_dim": config["model"]["feature_dim"], "seed": config["seed"]}
 
 
-def classifier_accuracy(net: FeatureClassifier, images: np.ndarray, labels: np.ndarray,
-                        batch_size: int = 500) -> float:
-  """The fraction of uint8 `images` [N, H, W, C] the classifier labels as `labels` [N]."""
-  graphdef, state = nnx.split(net)
-  predict = jax.jit(lambda state, x: jnp.argmax(
-      nnx.merge(graphdef, state)(x.astype(jnp.float32) / 255.0)[1], axis=-1))
-  correct = sum(int(np.sum(np.asarray(predict(state, images[i:i + batch_size]))
-                           == labels[i:i + batch_size]))
-                for i in range(0, len(images), batch_size))
-  return correct / len(images)
+def features_command(config: Mapping, workdir: str) -> str:
+  """The `jaxvq features` command that trains (or resumes, or completes) `config` in
+  `workdir`: the flags where they differ from the defaults."""
+  defaults = _command_flags(features_config())
+  shown = "".join(f" --{k}={v}" for k, v in _command_flags(config).items() if v != defaults[k])
+  return f"jaxvq features --dataset={config['dataset']} --workdir={workdir}{shown}"
 
 
 def train_feature_network(dataset: str, workdir: str, *, num_steps: int = 3000,
                           batch_size: int = 128, learning_rate: float = 1e-3,
-                          feature_dim: int = 128, seed: int = 0,
-                          log: Optional[Callable] = print) -> dict:
-  """Trains a `FeatureClassifier` on `dataset`'s training split, saves it in `workdir`.
+                          feature_dim: int = 128, seed: int = 0, num_devices: int = 0,
+                          overwrite: bool = False) -> dict:
+  """Trains the classifier of `dataset` (`features_config`) in `workdir` with the training
+  loop, resuming the run there if it has one, and writes WORKDIR/features.json.
 
   Args:
     dataset: a labelled image dataset (`jaxvq.load_dataset` names).
-    workdir: where checkpoints/, features.json and metrics.jsonl go; one that already holds
-      a feature network is refused.
-    num_steps, batch_size, learning_rate: Adam on the cross-entropy, one seed for the init
-      and the data order.
+    workdir: where the run goes (checkpoints/, metrics.jsonl, config.json) and
+      features.json; rerunning resumes there (a larger `num_steps` trains on).
+    num_steps, batch_size, learning_rate: Adam on the cross-entropy; `seed` is the seed of
+      the initialisation and of the data order.
     feature_dim: F, the size of the feature layer.
-    log: called with a line every 500 steps and at the end (None: silent).
+    num_devices: devices of the data mesh (config.num_devices; 0: all).
+    overwrite: True: a run of another config in `workdir` is deleted (config.overwrite).
 
   Returns:
-    The description written to features.json, with the test accuracy over the whole
-    test split.
+    The description written to features.json: the dataset, image shape, sizes, the recipe
+    and the test accuracy over the whole test split (the loop's final evaluation).
   """
-  workdir_lib.check_path(workdir)
-  if os.path.exists(os.path.join(workdir, FEATURES_FILE)):
-    raise RunError(f"{workdir} already holds a feature network: give another --workdir, or "
-                   f"delete it to train again")
-  data = load_dataset(dataset)
-  if not data.num_classes:
-    raise DatasetError(f"{dataset} has no labels: the feature network is a classifier")
-  image_shape = tuple(data.image_shape)
-  train_images = data.train.inputs(np.arange(len(data.train)))
-  train_labels = data.train.labels(np.arange(len(data.train)))
-  os.makedirs(workdir, exist_ok=True)
-  with workdir_lib.lock(workdir):
-    net = FeatureClassifier(image_shape, data.num_classes, feature_dim, rngs=nnx.Rngs(seed))
-    optimizer = optax.adam(learning_rate)
-    graphdef, params = nnx.split(net)
-    opt_state = optimizer.init(params)
-
-    @jax.jit
-    def train_step(params, opt_state, images, labels):
-      def loss_fn(params):
-        _, logits = nnx.merge(graphdef, params)(images.astype(jnp.float32) / 255.0)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      loss, grads = jax.value_and_grad(loss_fn)(params)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, loss
-
-    writer = MetricsWriter(workdir)
-    rng = np.random.default_rng(seed)
-    order, position, losses = rng.permutation(len(train_images)), 0, []
-    for step in range(1, num_steps + 1):
-      if position + batch_size > len(order):
-        order, position = rng.permutation(len(train_images)), 0
-      idx = order[position:position + batch_size]
-      position += batch_size
-      params, opt_state, loss = train_step(params, opt_state, train_images[idx],
-                                           train_labels[idx])
-      losses.append(loss)
-      if step % 500 == 0 or step == num_steps:
-        mean_loss = float(np.mean(jax.device_get(losses)))
-        losses = []
-        writer.write(step, "train", {"loss": mean_loss})
-        if log:
-          log(f"step {step}/{num_steps}  loss {mean_loss:.4f}")
-    nnx.update(net, params)
-    test_images = data.test.inputs(np.arange(len(data.test)))
-    test_accuracy = classifier_accuracy(net, test_images,
-                                        data.test.labels(np.arange(len(data.test))))
-    writer.write(num_steps, "test", {"accuracy": test_accuracy})
-    writer.close()
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-    checkpointer.save(num_steps, nnx.state(net))
-    checkpointer.wait()
-    checkpointer.close()
-    description = {"dataset": dataset, "image_shape": list(image_shape),
-                   "num_classes": data.num_classes, "feature_dim": feature_dim,
-                   "step": num_steps, "batch_size": batch_size, "learning_rate": learning_rate,
-                   "seed": seed, "test_accuracy": test_accuracy,
-                   "num_test_images": len(test_images)}
-    with open(os.path.join(workdir, FEATURES_FILE), "w") as f:
-      json.dump(description, f, indent=2)
-    if log:
-      log(f"test accuracy {test_accuracy:.4f} on the {len(test_images)} test images; "
-          f"wrote {workdir}")
+  config = features_config(dataset, num_steps=num_steps, batch_size=batch_size,
+                           learning_rate=learning_rate, feature_dim=feature_dim, seed=seed)
+  config.update(num_devices=num_devices, overwrite=overwrite)
+  data = load_data(config)
+  test_metrics = train_and_evaluate(config, workdir)   # those of its last step
+  num_test = len(data.test)
+  # The loop averages in float32: the fraction of correct test images, exactly.
+  correct = round(test_metrics["accuracy"] * num_test)
+  step = checkpoint.latest_step(os.path.join(workdir, "checkpoints"))
+  description = {"dataset": dataset, "image_shape": list(data.image_shape),
+                 "num_classes": data.num_classes, "feature_dim": feature_dim,
+                 "step": step, "batch_size": batch_size, "learning_rate": learning_rate,
+                 "seed": seed, "test_accuracy": correct / num_test,
+                 "num_test_images": num_test, "run_id": workdir_lib.run_id(workdir)}
+  if distributed.is_main_process():
+    files.write_atomically(os.path.join(workdir, FEATURES_FILE),
+                           json.dumps(description, indent=2) + "\n")
   return description
+
+
+# What features.json holds, and each entry's type.
+DESCRIPTION = {"dataset": str, "image_shape": list, "num_classes": int, "feature_dim": int,
+               "step": int, "batch_size": int, "learning_rate": (int, float), "seed": int,
+               "test_accuracy": (int, float), "num_test_images": int, "run_id": str}
+
+
+def _saved_config(workdir: str) -> Optional[dict]:
+  """The workdir's config.json, or None where it has none or cannot be read."""
+  try:
+    saved = workdir_lib.saved_config(workdir)
+  except (RunError, OSError, UnicodeDecodeError):
+    return None
+  return saved if isinstance(saved, dict) else None
+
+
+def _rebuild(workdir: str) -> str:
+  """The command that trains, completes or resumes the feature network in `workdir`."""
+  saved = _saved_config(workdir)
+  try:
+    return features_command(saved, workdir)
+  except (KeyError, TypeError):
+    return f"jaxvq features --dataset=DATASET --workdir={workdir}"
+
+
+def read_description(workdir: str) -> dict:
+  """WORKDIR/features.json: the dataset, image shape, sizes and test accuracy of the network;
+  a missing or damaged one is refused in one line naming the command that rebuilds it."""
+  path = os.path.join(workdir, FEATURES_FILE)
+  if not os.path.exists(path):
+    raise RunError(f"{path} is missing, so {workdir} holds no finished feature network: train "
+                   f"(or finish) it with `{_rebuild(workdir)}`")
+  try:
+    with open(path) as f:
+      description = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise RunError(f"{path} is damaged ({e}): rebuild it with `{_rebuild(workdir)}`") from e
+  wrong = ([k for k, kind in DESCRIPTION.items() if not isinstance(description.get(k), kind)]
+           if isinstance(description, dict) else ["the whole file"])
+  if wrong:
+    raise RunError(f"{path} is damaged ({', '.join(wrong)} missing or of the wrong type): "
+                   f"rebuild it with `{_rebuild(workdir)}`")
+  return description
+
+
+def _earlier_command(workdir: str) -> str:
+  """The `jaxvq features` command that retrains, in a new workdir, the network an earlier
+  jaxvq trained in `workdir` (from its features.json)."""
+  try:
+    with open(os.path.join(workdir, FEATURES_FILE)) as f:
+      d = json.load(f)
+    return features_command(
+        {"dataset": d["dataset"], "num_train_steps": d["step"], "batch_size": d["batch_size"],
+         "learning_rate": d["learning_rate"], "model": {"feature_dim": d["feature_dim"]},
+         "seed": d["seed"]}, "NEW_DIR")
+  except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    return "jaxvq features --dataset=DATASET --workdir=NEW_DIR"
+
+
+def _check_workdir(workdir: str) -> None:
+  """Refuses, in one line, a workdir that holds no run of the classifier."""
+  if not os.path.isdir(workdir):
+    raise RunError(f"{workdir} does not exist: train a feature network there with "
+                   f"`{_rebuild(workdir)}`")
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    if os.path.exists(os.path.join(workdir, FEATURES_FILE)):
+      raise RunError(f"{workdir} holds a feature network of an earlier jaxvq (no config.json: "
+                     f"its own checkpoint layout), which this one does not load: retrain it "
+                     f"with `{_earlier_command(workdir)}`")
+    raise RunError(f"{workdir} holds no feature network ({config_path} is missing): train one "
+                   f"with `{_rebuild(workdir)}`")
+  model = (_saved_config(workdir) or {}).get("model")
+  name = model.get("name") if isinstance(model, dict) else None
+  if name != "classifier":
+    what = f"a {name} run" if isinstance(name, str) else "no readable run config"
+    raise RunError(f"{config_path} holds {what}, not a feature network (the classifier): give "
+                   f"the workdir of `jaxvq features --dataset=DATASET --workdir=DIR`")
+
+
+def load_feature_extractor(workdir: str) -> ClassifierExtractor:
+  """workdir -> the `ClassifierExtractor` of the feature network trained there
+  (`jaxvq features`, `train_feature_network`), at the step features.json describes.
+
+  Raises:
+    RunError, in one line naming the command that rebuilds it, for a workdir that holds
+    no classifier run, a missing or damaged features.json, or one that does not describe
+    the run's latest checkpoint.
+  """
+  _check_workdir(workdir)
+  description = read_description(workdir)
+  run = load_run(workdir)
+  model_config = run.config.model
+  found = {"run_id": run.run_id, "dataset": run.config.dataset, "step": run.step,
+           "image_shape": list(run.experiment.dataset.image_shape),
+           "num_classes": model_config.num_classes, "feature_dim": model_config.feature_dim}
+  differ = [f"{k} {description[k]!r} in {FEATURES_FILE}, {v!r} in the run"
+            for k, v in found.items() if description[k] != v]
+  if differ:
+    raise RunError(f"{os.path.join(workdir, FEATURES_FILE)} does not describe the run in "
+                   f"{workdir} ({'; '.join(differ)}): rebuild it with `{_rebuild(workdir)}`")
+  return ClassifierExtractor(run.model, description["image_shape"], description["num_classes"],
+                             description["feature_dim"], description["dataset"])
