@@ -60,7 +60,11 @@ def _hide_library_echoes() -> None:
 
 
 def exit_with(error: Exception, status: int = USAGE_ERROR) -> None:
-  print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+  message = " ".join(str(error).split())
+  argument = getattr(error, "argument", None)
+  if argument and argument in FLAGS and message.startswith(argument):
+    message = "--" + message   # the library names its argument, the command its flag
+  print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
 
 

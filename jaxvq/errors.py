@@ -2,7 +2,16 @@
 
 
 class UserError(ValueError):
-  """A bad config, dataset, workdir or request: the message says what is wrong and how to fix it."""
+  """A bad config, dataset, workdir or request: the message says what is wrong and how to fix it.
+
+  `argument` names the function argument at fault when the message starts with it (e.g.
+  "num_samples must be at least 1"): the command line then names its flag instead
+  ("--num_samples must be ...").
+  """
+
+  def __init__(self, message: str = "", argument: str | None = None):
+    super().__init__(message)
+    self.argument = argument
 
 
 class ConfigError(UserError):
@@ -40,3 +49,11 @@ class Preempted(Exception):
     super().__init__(f"stopped by {signal_name} at step {step}: saved its checkpoint in "
                      f"{workdir}; rerun the same command to resume")
     self.step, self.signal_name = step, signal_name
+
+
+class SampleError(UserError):
+  """A sampling request the prior cannot serve."""
+
+
+class BoundError(UserError):
+  """A likelihood bound the runs cannot give."""

@@ -11,7 +11,6 @@ import os
 import numpy as np
 
 from jaxvq.errors import RunError
-from jaxvq.train.metrics_writer import read_rows
 
 
 def grid(images: np.ndarray, columns: int = 0, pad: int = 1) -> np.ndarray:
@@ -65,17 +64,17 @@ def save_usage_histogram(path: str, counts: np.ndarray, title: str = "") -> str:
 PANELS = ("loss", "normalized_mse", "perplexity", "codebook_usage", "bits_per_code", "kl")
 
 
-def _labels(workdirs) -> list:
+def run_labels(workdirs) -> list:
   """Each run's name: its folder's name, or its path where two names clash."""
   names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
   return [n if names.count(n) == 1 else os.path.normpath(w) for n, w in zip(names, workdirs)]
 
 
-def plot_runs(workdirs, output: str, metrics=()) -> list:
-  """Writes the curves of `workdirs` to `output`; returns the metrics plotted."""
+def plot_runs(runs: dict, output: str, metrics=()) -> list:
+  """Writes the curves of `runs` (label -> the metric rows a run logged: metrics.jsonl's,
+  jaxvq.train.metrics_writer.read_rows) to `output`; returns the metrics plotted."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  runs = {label: read_rows(w) for label, w in zip(_labels(workdirs), workdirs)}
   logged = {k for rows in runs.values() for row in rows for k in row}
   panels = list(metrics) or [m for m in PANELS if m in logged]
   missing = [m for m in panels if m not in logged]

@@ -6,7 +6,7 @@ so the ELBO's KL term is -log p(z_q(x)) (the entropy of a one-hot q is 0) and
 
   log p(x) >= log p(x | z_q(x)) + log p(z_q(x)),
 
-a valid lower bound for any encoder, with p(z) the PixelCNN prior and
+a valid lower bound for any encoder, with p(z) the prior (any with an exact likelihood) and
 p(x | z) the VQ-VAE's decoder as a discrete likelihood of the 8-bit pixels
 (`config.model.likelihood="discretized_gaussian"`). In bits per dimension:
 
@@ -26,14 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvq import errors, sampling
 from jaxvq.data.batches import eval_batches
+from jaxvq.errors import BoundError
 from jaxvq.ops import likelihoods
 from jaxvq.runtime import sharding
-
-
-class BoundError(errors.UserError):
-  """A bound the runs cannot give."""
+from jaxvq.tokens.runs import load_prior, load_tokenizer_of
 
 
 def bound_bits_per_dim(prior_nats: jax.Array, decoder_nats: jax.Array, num_dims: int,
@@ -44,10 +41,10 @@ def bound_bits_per_dim(prior_nats: jax.Array, decoder_nats: jax.Array, num_dims:
 
 
 def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) -> dict:
-  """The bound over the test split, from a PixelCNN prior and the VQ-VAE whose codes it learned.
+  """The bound over the test split, from a prior and the VQ-VAE whose codes it learned.
 
   Args:
-    prior_workdir: a trained PixelCNN prior's workdir (its dataset names the VQ-VAE).
+    prior_workdir: a trained prior's workdir (its dataset names the VQ-VAE).
     num_examples: the first this many test images (0: all of them).
     batch_size: images per compiled batch.
 
@@ -57,13 +54,18 @@ def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) 
     over the examples.
 
   Raises:
-    BoundError when the VQ-VAE's decoder is no likelihood of the pixels (an MSE).
+    BoundError when the prior has no exact likelihood, or the VQ-VAE's decoder is no
+    likelihood of the pixels (an MSE).
   """
   if jax.process_count() > 1:
-    raise BoundError(f"the bound is computed by one process: run `python -m jaxvq bits "
-                     f"--workdir={prior_workdir}` on one host")
-  prior_run = sampling.load_prior(prior_workdir)
-  vq_run = sampling.load_vqvae_of(prior_run)
+    raise BoundError(f"the bound is computed by one process: compute it on one host "
+                     f"({prior_workdir})")
+  prior_run = load_prior(prior_workdir)
+  if not prior_run.model.HAS_LIKELIHOOD:
+    raise BoundError(f"the {prior_run.config.model.name} prior in {prior_workdir} gives no exact "
+                     f"likelihood of the codes, so it bounds nothing: use an autoregressive "
+                     f"prior (pixelcnn)")
+  vq_run = load_tokenizer_of(prior_run)
   if vq_run.config.model.likelihood != "discretized_gaussian":
     raise BoundError(
         f"the VQ-VAE in {vq_run.workdir} was trained with likelihood="

@@ -56,3 +56,47 @@ def assert_devices_agree(experiment):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=atol)
 
   return check
+
+
+# ------------------------------------------------------------ trained runs, one per test session
+# Trained once per pytest session (with pytest-xdist: once per worker) and shared by the tests
+# that only read them. A test that changes a run copies it first (shutil.copytree to tmp_path).
+
+
+@pytest.fixture(scope="session")
+def trained_vqvae(tmp_path_factory):
+  """The plain configs/tiny.py VQ-VAE trained on real Fashion-MNIST (20 steps, one device),
+  with every split's codes encoded (WORKDIR/codes/). Tests compare their own runs of
+  `tiny("vqvae")` against it, so its config stays exactly that one. Read only.
+
+  Returns a SimpleNamespace: workdir, final (train_and_evaluate's metrics), codes
+  (encode_codes' metadata).
+  """
+  import types  # pylint: disable=g-import-not-at-top
+  import jaxvq  # pylint: disable=g-import-not-at-top
+  from configs import tiny as tiny_configs  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("trained_vqvae") / "run")
+  final = jaxvq.train_and_evaluate(tiny_configs.get_config("vqvae"), workdir)
+  return types.SimpleNamespace(workdir=workdir, final=final, codes=jaxvq.encode_codes(workdir))
+
+
+@pytest.fixture(scope="session")
+def trained_prior(trained_vqvae, tmp_path_factory):
+  """A class-conditional PixelCNN prior on trained_vqvae's codes: configs/pixelcnn_fashion_mnist.py
+  with tiny widths (8 channels, 2 layers, a 16-channel head), 30 steps at batch 16, evaluated on
+  400 test grids. Read only.
+
+  Returns a SimpleNamespace: workdir, final (train_and_evaluate's metrics), vqvae (the
+  trained_vqvae namespace).
+  """
+  import types  # pylint: disable=g-import-not-at-top
+  import jaxvq  # pylint: disable=g-import-not-at-top
+  from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
+  config = pixelcnn_fashion_mnist.get_config()
+  config.dataset = f"codes:{trained_vqvae.workdir}"
+  config.model.update(channels=8, num_layers=2, head_channels=16)
+  config.update(batch_size=16, num_train_steps=30, log_every_steps=10, eval_every_steps=30,
+                checkpoint_every_steps=30, num_eval_examples=400, eval_batch_size=200)
+  workdir = str(tmp_path_factory.mktemp("trained_prior") / "run")
+  final = jaxvq.train_and_evaluate(config, workdir)
+  return types.SimpleNamespace(workdir=workdir, final=final, vqvae=trained_vqvae)

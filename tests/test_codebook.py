@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxvq.models import build_model
+from jaxvq.registry import build_model
 from jaxvq.ops import codebook
 from jaxvq.train import evaluate, steps
 
@@ -77,13 +77,13 @@ def test_vqvae_training_step_restarts_a_deliberately_dead_code(tiny_config, upda
   model = build_model(_vqvae_config(tiny_config, update).model, (28, 28, 1), data_variance=0.1, seed=0)
   x = jax.random.uniform(jax.random.key(0), (8, 28, 28, 1))
   out = model(x, None)
-  dead = int(np.setdiff1d(np.arange(16), np.asarray(out.code_indices))[0])
+  dead = int(np.setdiff1d(np.arange(16), np.asarray(out.internals.indices))[0])
   book = model.quantizer.codebook
   book.usage[...] = jnp.full((16,), 100.0).at[dead].set(0.0)
   book.vectors[...] = book.vectors[...].at[dead].set(1e6)   # far from every input
   metrics = model.update_after_step(out, jax.random.key(1), jnp.int32(0))
   assert int(metrics["num_codes_restarted"]) == 1
-  latents = np.asarray(out.quantizer_output.latents).reshape(-1, 8)
+  latents = np.asarray(out.internals.latents).reshape(-1, 8)
   assert np.any(np.all(np.isclose(latents, np.asarray(book.vectors[...])[dead], atol=1e-5), axis=1))
   assert dead in np.asarray(model.encode_to_indices(x))
   if update == "ema":  # the restarted code counts as one assignment of its new vector
@@ -134,9 +134,9 @@ def test_cosine_and_low_dimensional_codebooks(tiny_config, option):
   model = build_model(tiny_config.model, (28, 28, 1), data_variance=0.1, seed=0)
   x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
   out = model(x, None)
-  latents = np.asarray(out.quantizer_output.latents)
+  latents = np.asarray(out.internals.latents)
   if option == "cosine_codebook":
     np.testing.assert_allclose(np.linalg.norm(latents, axis=-1), 1.0, rtol=1e-5)
   else:
     assert latents.shape == (2, 7, 7, 3) and model.quantizer.codebook.vectors[...].shape == (16, 3)
-  np.testing.assert_allclose(model.decode_from_indices(out.code_indices), out.reconstruction, atol=1e-5)
+  np.testing.assert_allclose(model.decode_from_indices(out.internals.indices), out.reconstruction, atol=1e-5)

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.stats
 
 from jaxvq.ops import likelihoods as gaussian
-from jaxvq.models import build_model
+from jaxvq.registry import build_model
 
 
 def test_analytic_kl_equals_monte_carlo_estimate():

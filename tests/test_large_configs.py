@@ -14,7 +14,8 @@ from PIL import Image
 
 from jaxvq import config as config_lib
 from jaxvq.sampling import sample_images
-from jaxvq.train import encode_codes, train_and_evaluate
+from jaxvq.tokens.runs import encode_codes
+from jaxvq.train import train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT_RUN = dict(batch_size=2, eval_batch_size=4, num_eval_examples=4, num_train_steps=2,

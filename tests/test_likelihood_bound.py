@@ -12,7 +12,8 @@ import scipy.stats
 from flax import nnx
 
 from jaxvq import likelihood_bound
-from jaxvq.models import build_model
+from jaxvq.registry import build_model
+from jaxvq.tokens.runs import encode_codes
 from jaxvq.train import train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +51,7 @@ def test_mse_vqvae_has_no_likelihood_terms(tiny):
   out = model(x, jax.random.key(1))
   assert not hasattr(model, "log_scale") and "bits_per_dim" not in out.per_example
   np.testing.assert_allclose(out.loss, jnp.mean(out.per_example["normalized_mse"])
-                             + out.quantizer_output.loss, rtol=1e-6)
+                             + out.internals.loss, rtol=1e-6)
 
 
 def test_likelihood_gradient_reaches_the_encoder_through_the_straight_through_path(tiny):
@@ -76,6 +77,7 @@ def test_bound_over_the_test_images_is_the_prior_s_and_the_decoder_s_evaluations
   vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
   tiny_config.model.likelihood = "discretized_gaussian"
   vq_final = train_and_evaluate(tiny_config, vqvae_dir)
+  encode_codes(vqvae_dir)
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
   prior_config = pixelcnn_fashion_mnist.get_config()   # class-conditional
   prior_config.dataset = f"codes:{vqvae_dir}"
@@ -107,6 +109,7 @@ def test_bound_refuses_a_vqvae_trained_with_the_mse(tiny_config, tmp_path):
   vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
   tiny_config.num_train_steps = 10
   train_and_evaluate(tiny_config, vqvae_dir)
+  encode_codes(vqvae_dir)
   from configs import tiny  # pylint: disable=g-import-not-at-top
   prior_config = tiny.get_config("pixelcnn")
   prior_config.dataset = f"codes:{vqvae_dir}"

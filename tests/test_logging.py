@@ -10,6 +10,7 @@ from tensorboardX.proto import event_pb2
 
 from jaxvq import figures
 from jaxvq.train import train_and_evaluate
+from jaxvq.train.metrics_writer import read_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,7 +52,8 @@ def test_plot_overlays_runs_and_explains_a_missing_workdir(tiny_config, tmp_path
     train_and_evaluate(tiny_config, str(tmp_path / name))
     tiny_config.learning_rate = 1e-2
   output = str(tmp_path / "curves.png")
-  panels = figures.plot_runs([str(tmp_path / "a"), str(tmp_path / "b")], output)
+  panels = figures.plot_runs({name: read_rows(str(tmp_path / name)) for name in ("a", "b")},
+                             output)
   assert panels == ["loss", "normalized_mse", "perplexity", "codebook_usage"]
   assert Image.open(output).size[0] > 4 * 300
   done = subprocess.run([sys.executable, "-m", "jaxvq", "plot", f"--workdir={tmp_path / 'none'}"],

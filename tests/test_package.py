@@ -12,6 +12,7 @@ import pytest
 
 import jaxvq
 from jaxvq.data import datasets
+from jaxvq.tokens import provenance
 from jaxvq.train import load_run, train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +114,9 @@ def test_workdirs_of_jaxvq_0_1_resume_and_sample(tmp_path):
   pictures, codes, _ = jaxvq.sample_images(str(root / "prior"), num_samples=2)
   assert pictures.shape == (2, 28, 28, 1) and codes.shape == (2, 7, 7)
   prior = load_run(str(root / "prior"))
-  assert prior.config.dataset == f"codes:{root / 'vqvae'}" and prior.config.model.vqvae_step == 4
+  assert prior.config.dataset == f"codes:{root / 'vqvae'}" and "vqvae_step" not in prior.config.model
+  record = provenance.read_record(str(root / "prior"))   # from its config.json (jaxvq/compat.py)
+  assert (record["workdir"], record["step"], record["run_id"]) == (str(root / "vqvae"), 4, None)
 
 
 def test_a_changed_key_the_model_never_reads_does_not_refuse_a_resume(tmp_path):

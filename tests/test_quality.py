@@ -14,7 +14,7 @@ import scipy.linalg
 from flax import nnx
 
 from jaxvq import quality
-from jaxvq.errors import DatasetError, RunError
+from jaxvq.errors import ConfigError, DatasetError, RunError
 from jaxvq.quality import metrics
 from jaxvq.quality.measure import Reference, measure
 from jaxvq.quality.sources import ImageSet, code_frequencies
@@ -246,17 +246,21 @@ def test_a_damaged_description_or_a_workdir_of_no_classifier_is_refused_in_one_l
 
 
 @pytest.mark.slow
-def test_a_priors_final_evaluation_writes_a_fid_row(tiny, feature_workdir, tmp_path):
-  from jaxvq.train import encode_codes, train_and_evaluate  # pylint: disable=g-import-not-at-top
+def test_a_priors_final_evaluation_writes_a_fid_row(tiny, trained_vqvae, feature_workdir,
+                                                    tmp_path):
+  from jaxvq.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   from jaxvq.train.metrics_writer import read_rows  # pylint: disable=g-import-not-at-top
-  vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
-  train_and_evaluate(tiny("vqvae"), vqvae_dir)
-  encode_codes(vqvae_dir)
+  # The session's tiny VQ-VAE and its codes (tests/conftest.py), only read here.
+  vqvae_dir, prior_dir = trained_vqvae.workdir, str(tmp_path / "prior")
   prior_config = tiny("pixelcnn")
   prior_config.dataset = f"codes:{vqvae_dir}"
   prior_config.model.class_conditional = True
   prior_config.update(quality_features=feature_workdir, final_fid_images=100)
-  train_and_evaluate(prior_config, prior_dir)
+  with pytest.raises(ConfigError, match="final_evaluations=jaxvq.quality.final_evaluations"):
+    train_and_evaluate(prior_config, prior_dir)   # the library asks for the measure
+  assert not os.path.exists(prior_dir)
+  train_and_evaluate(prior_config, prior_dir,
+                     final_evaluations=quality.final_evaluations(prior_config))
   (row,) = read_rows(prior_dir, "fid")
   assert row["step"] == 20 and row["num_images"] == 100
   assert row["fid"] > 0 and 0 <= row["precision"] <= 1 and 0 <= row["class_accuracy"] <= 1

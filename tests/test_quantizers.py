@@ -9,7 +9,7 @@ import pytest
 
 from jaxvq import config as config_lib
 from jaxvq.errors import ConfigError
-from jaxvq.models import build_model
+from jaxvq.registry import build_model
 from jaxvq.ops import entropy, fsq, lfq, residual_vq, vq
 
 
@@ -234,12 +234,13 @@ def test_bfloat16_nets_keep_each_quantizers_math_in_float32(tiny_config, variant
   indices = model32.encode_to_indices(x)
   assert indices.shape == (2, 7, 7) + model32.index_shape
   full = model32(x, jax.random.key(3))
-  np.testing.assert_array_equal(indices, full.code_indices)
+  np.testing.assert_array_equal(indices, full.internals.indices)
   np.testing.assert_allclose(model32.decode_from_indices(indices), full.reconstruction, atol=1e-5)
 
 
 def test_a_prior_refuses_residual_codes(tiny_config, tmp_path):
-  from jaxvq.train import encode_codes, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from jaxvq.tokens.runs import encode_codes  # pylint: disable=g-import-not-at-top
+  from jaxvq.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   _with_quantizer(tiny_config, dict(name="residual_vq", num_codes=16, depth=2))
   tiny_config.update(num_train_steps=2, num_devices=1)
   train_and_evaluate(tiny_config, str(tmp_path / "rvq"))

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from jaxvq import errors
-from jaxvq.train import checkpoint, encode_codes, load_run, train_and_evaluate
+from jaxvq.tokens.runs import encode_codes
+from jaxvq.train import checkpoint, load_run, train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -252,11 +253,15 @@ def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny, tiny_config, tmp_path):
   train_and_evaluate(autoencoder, str(tmp_path / "ae"))
   prior = pixelcnn_fashion_mnist.get_config()
   prior.dataset = f"codes:{tmp_path / 'ae'}"
-  with pytest.raises(errors.RunError, match="holds a run of model 'autoencoder', not a VQ-VAE"):
+  with pytest.raises(errors.DatasetError, match="no codes in .*: encode them first"):
     train_and_evaluate(prior, str(tmp_path / "prior"))
+  with pytest.raises(errors.RunError, match="holds a run of model 'autoencoder', not a VQ-VAE"):
+    encode_codes(str(tmp_path / "ae"))
+  assert not os.path.exists(tmp_path / "prior")
   # A prior trained on K=16 codes, whose VQ-VAE was then retrained with K=8 and re-encoded.
   tiny_config.num_train_steps = 2
   train_and_evaluate(tiny_config, str(tmp_path / "vq"))
+  encode_codes(str(tmp_path / "vq"))
   prior.update(dataset=f"codes:{tmp_path / 'vq'}", num_train_steps=2, batch_size=16,
                num_eval_examples=32)
   prior.model.update(channels=8, num_layers=2, head_channels=8)
@@ -265,14 +270,19 @@ def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny, tiny_config, tmp_path):
   tiny_config.num_train_steps = 4
   train_and_evaluate(tiny_config, str(tmp_path / "vq"))
   encode_codes(str(tmp_path / "vq"))
-  with pytest.raises(errors.RunError, match="trained on the codes of the VQ-VAE's checkpoint of "
-                     "step 2, but .* now holds those of step 4"):
+  stale = ("trained on the codes of the VQ-VAE's checkpoint of step 2, but .* now holds those "
+           "of step 4")
+  with pytest.raises(errors.RunError, match=stale):
     load_run(str(tmp_path / "prior"))
-  with pytest.raises(errors.RunError, match=r"model.vqvae_step: 2 -> 4"):
+  prior.num_train_steps = 4   # resuming it on the new codes: refused, unless overwritten
+  with pytest.raises(errors.RunError, match=stale + ".*or add --config.overwrite=True"):
     train_and_evaluate(prior, str(tmp_path / "prior"))
   tiny_config.update(overwrite=True)
   tiny_config.model.quantizer.num_codes = 8
   train_and_evaluate(tiny_config, str(tmp_path / "vq"))
   encode_codes(str(tmp_path / "vq"))
-  with pytest.raises(errors.RunError, match=r"model.num_codes: 16 -> 8"):
+  with pytest.raises(errors.RunError, match="which now holds run [0-9a-f]{32}"):
     train_and_evaluate(prior, str(tmp_path / "prior"))
+  prior.overwrite = True   # a new prior on the K=8 codes, in the same workdir
+  train_and_evaluate(prior, str(tmp_path / "prior"))
+  assert load_run(str(tmp_path / "prior")).model.num_codes == 8

@@ -11,7 +11,7 @@ from flax import nnx
 from jaxvq import config as config_lib
 from jaxvq.bench import formulations
 from jaxvq.errors import ConfigError
-from jaxvq.models import default_config, model_class
+from jaxvq.registry import default_config, model_class
 from jaxvq.models.quantizers.vq import VectorQuantizer
 from jaxvq.models.vqvae import VQVAE
 from jaxvq.nets import build_encoder_decoder, layers

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from jaxvq import errors, sampling
-from jaxvq.train import encode_codes, load_run, train_and_evaluate
+from jaxvq.tokens import provenance
+from jaxvq.tokens.runs import encode_codes
+from jaxvq.train import load_run, train_and_evaluate
 from jaxvq.train import workdir as workdir_lib
 from snapshots import snapshot
 
@@ -274,11 +276,11 @@ def _prior(vq_dir):
 
 def _refuses_another_checkpoint_of_its_step(tmp_path, vq_dir, prior_dir):
   """As if the prior had learned the codes of another checkpoint of step 2 of the same run."""
-  paths = (tmp_path / "prior" / "config.json", tmp_path / "vq" / "codes" / "metadata.json")
+  paths = (tmp_path / "prior" / "tokenizer.json", tmp_path / "vq" / "codes" / "metadata.json")
   originals = [path.read_text() for path in paths]
-  prior_config, metadata = (json.loads(text) for text in originals)
-  prior_config["model"]["vqvae_checksum"] = metadata["checksum"] = "0" * 64
-  paths[0].write_text(json.dumps(prior_config))
+  record, metadata = (json.loads(text) for text in originals)
+  record["checksum"] = metadata["checksum"] = "0" * 64
+  paths[0].write_text(json.dumps(record))
   paths[1].write_text(json.dumps(metadata))
   with pytest.raises(errors.RunError, match=re.escape(
       f"in {vq_dir}, whose checkpoint of step 2 is no longer the same (its checksum differs)")):
@@ -304,9 +306,10 @@ def test_a_prior_refuses_a_retrained_vqvae_of_the_same_steps(tiny_config, tmp_pa
   assert metadata["run_id"] == run_id and metadata["step"] == 2 and metadata["checksum"]
   prior = _prior(vq_dir)
   train_and_evaluate(prior, prior_dir)
-  saved = load_run(prior_dir).config.model
-  assert (saved.vqvae_run_id, saved.vqvae_step, saved.vqvae_checksum) == (
-      run_id, 2, metadata["checksum"])
+  record = provenance.read_record(prior_dir)
+  assert (record["run_id"], record["step"], record["checksum"], record["workdir"]) == (
+      run_id, 2, metadata["checksum"], vq_dir)
+  assert "vqvae_run_id" not in load_run(prior_dir).config.model   # its architecture only
   sampling.sample_images(prior_dir, num_samples=2)   # its own VQ-VAE: fine
   _refuses_another_checkpoint_of_its_step(tmp_path, vq_dir, prior_dir)
   # The VQ-VAE's workdir retrained from scratch, for as many steps.
@@ -321,13 +324,49 @@ def test_a_prior_refuses_a_retrained_vqvae_of_the_same_steps(tiny_config, tmp_pa
     sampling.sample_images(prior_dir, num_samples=2)
   assert not (tmp_path / "vq" / "codes").exists()   # nothing was re-encoded behind the user
   prior.num_train_steps = 4   # resuming the prior: its codes would come from the new run
-  with pytest.raises(errors.RunError,
-                     match=r"model.vqvae_run_id: '[0-9a-f]{32}' -> '[0-9a-f]{32}'"):
+  with pytest.raises(errors.RunError, match=message):
     train_and_evaluate(prior, prior_dir)
   encode_codes(vq_dir)   # even with the new run's codes in place
   with pytest.raises(errors.RunError, match=message):
     load_run(prior_dir)
+  with pytest.raises(errors.RunError, match=message):
+    train_and_evaluate(prior, prior_dir)
   assert snapshot(prior_dir) == prior_before
+
+
+def test_a_damaged_record_or_codes_file_is_one_line_naming_it(tiny_config, tmp_path):
+  from jaxvq.data import datasets  # pylint: disable=g-import-not-at-top
+  fashion = datasets.load("fashion_mnist")
+  np.savez(tmp_path / "small.npz", x_train=fashion.train.array[:128],
+           x_test=fashion.test.array[:32])
+  vq_dir, prior_dir = str(tmp_path / "vq"), str(tmp_path / "prior")
+  _short(tiny_config).update(dataset=f"npz:{tmp_path}/small.npz", num_eval_examples=0)
+  train_and_evaluate(tiny_config, vq_dir)
+  encode_codes(vq_dir)
+  train_and_evaluate(_prior(vq_dir), prior_dir)
+  rebuild = re.escape(f"write them again with `python -m jaxvq encode --workdir={vq_dir}`")
+  for name, damage in (("metadata.json", lambda t: t[:len(t) // 2]),
+                       ("metadata.json", lambda t: t.replace('"num_codes"', '"k"')),
+                       ("train.npz", lambda t: t[:len(t) // 2]),
+                       ("test.npz", lambda t: t[:-3] + b"xyz"),
+                       ("test.npz", None)):
+    path = tmp_path / "vq" / "codes" / name
+    original = path.read_bytes()
+    if damage is None:
+      path.unlink()
+    elif name.endswith(".json"):
+      path.write_text(damage(original.decode()))
+    else:
+      path.write_bytes(damage(original))
+    with pytest.raises(errors.DatasetError, match=re.escape(str(path)) + r" is damaged \(.*\): "
+                       + rebuild):
+      load_run(prior_dir)
+    path.write_bytes(original)
+  record = tmp_path / "prior" / "tokenizer.json"
+  record.write_text(record.read_text()[:10])
+  with pytest.raises(errors.RunError, match=re.escape(str(record)) + r" is damaged .*train a new "
+                     "prior"):
+    sampling.sample_images(prior_dir, num_samples=2)
 
 
 # --------------------------------------------------------------------- sample --output

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import gc
 
+import jax
+
 from jaxvq.bench import step as step_lib
 from jaxvq.bench.timing import median_seconds
 from jaxvq.errors import ConfigError
+from jaxvq.sampling import make_sampler, sample_labels
+from jaxvq.train.experiment import setup
 
 # Short names of the keys a sweep may vary; any other dotted config path works as well.
 SWEEP_KEYS = {"num_codes": "model.quantizer.num_codes", "image_size": "image_size",
@@ -61,9 +65,6 @@ def sampling_growth(config, grids, num_samples: int, repeats: int = 3):
   """Yields, per grid size g, the prior's row-cached sampler against the full-pass loop on a
   g x g grid (random parameters: the cost does not depend on them): ms per image each, and
   the cache's speed-up."""
-  from jaxvq.sampling import make_sampler, sample_labels  # pylint: disable=g-import-not-at-top
-  from jaxvq.train.experiment import setup  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
   for grid in grids:
     exp = setup(config, step_lib.random_dataset(config, grid=grid, use_saved_codes=False))
     state, key = exp.initial_state, jax.random.key(0)

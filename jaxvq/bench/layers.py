@@ -7,7 +7,7 @@ from flax import nnx
 
 from jaxvq.bench.step import StepTimer
 from jaxvq.bench.timing import flops_of, median_seconds
-from jaxvq.models.pixelcnn import PaddedConv
+from jaxvq.nets.layers import PaddedConv
 from jaxvq.nets.layers import Conv, Upsample2x
 from jaxvq.runtime import xla_options
 

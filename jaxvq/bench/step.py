@@ -16,10 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvq.bench.timing import flops_of, median_seconds
-from jaxvq.data import codes, load_dataset
-from jaxvq.data.codes import CodeDataset
+from jaxvq.data import load_dataset
 from jaxvq.data.sources import ArraySource, ImageDataset
 from jaxvq.errors import ConfigError
+from jaxvq.priors.base import Prior
+from jaxvq.registry import model_class
+from jaxvq.tokens import codes
+from jaxvq.tokens.codes import CodeDataset
 from jaxvq.train import steps
 from jaxvq.train.experiment import setup
 
@@ -48,6 +51,11 @@ def image_shape_of(config) -> tuple:
                       data_dir=config.data_dir or None).image_shape
 
 
+def is_prior(config) -> bool:
+  """Whether `config` trains a prior over codes (its data: a tokenizer's codes)."""
+  return issubclass(model_class(config.model.name), Prior)
+
+
 def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CODES,
                    use_saved_codes: bool = True):
   """A dataset of random pixels (or, for a prior, random codes) of the config's shapes.
@@ -57,7 +65,7 @@ def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CO
   """
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 10, NUM_EXAMPLES)
-  if config.model.name != "pixelcnn":
+  if not is_prior(config):
     shape = image_shape_of(config)
     images = rng.integers(0, 256, (NUM_EXAMPLES, *shape), dtype=np.uint8)
     source = ArraySource(images, labels)

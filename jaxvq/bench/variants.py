@@ -16,7 +16,8 @@ import time
 
 import ml_collections
 
-from jaxvq.config import CODES_PREFIX
+from jaxvq.tokens.codes import CODES_PREFIX
+from jaxvq.tokens.runs import encode_codes
 from jaxvq.errors import RunError
 from jaxvq.train import train_and_evaluate
 
@@ -52,7 +53,7 @@ def bits_per_position(config: ml_collections.ConfigDict) -> float:
 def train_variants(variants: dict, workdir: str, steps: int = 0, prior=None,
                    prior_steps: int = 0) -> dict:
   """Trains each config of `variants` (name -> config) in WORKDIR/<name> for `steps` steps
-  (0: its own), then, with `prior` (a PixelCNN config), a prior on the codes of each
+  (0: its own), then, with `prior` (a prior's config), a prior on the codes of each
   single-grid one in WORKDIR/<name>_prior; returns name -> final test metrics, bits per
   position, wall seconds and the prior's bits per code (also in WORKDIR/results.json)."""
   if os.path.exists(workdir):
@@ -71,6 +72,7 @@ def train_variants(variants: dict, workdir: str, steps: int = 0, prior=None,
                          bits_per_position=bits_per_position(config))
     if prior is not None and config.model.quantizer.name != "residual_vq":
       prior_config = prior.copy_and_resolve_references()
+      encode_codes(run_dir)
       prior_config.dataset = CODES_PREFIX + run_dir
       if prior_steps:
         prior_config.num_train_steps = prior_steps

@@ -102,8 +102,8 @@ def _integers(values, flag: str = "--search_chunk_sizes") -> list:
 
 
 def _check_prior(config) -> None:
-  if config.model.name != "pixelcnn":
-    raise ConfigError("--sampling times a PixelCNN prior's samplers: give a prior config")
+  if not step.is_prior(config):
+    raise ConfigError("--sampling times a prior's samplers: give a prior config")
 
 
 def _growth(runs) -> None:

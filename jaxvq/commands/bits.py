@@ -1,6 +1,6 @@
 """The VQ-VAE's bound on the test NLL in bits per dimension: jaxvq bits --workdir=PRIOR_DIR
 
-From a PixelCNN prior and the VQ-VAE whose codes it learned (trained with
+From a prior and the VQ-VAE whose codes it learned (trained with
 --config.model.likelihood=discretized_gaussian): over the test split, the
 prior's bits for each image's codes plus the decoder's bits for its pixels
 given them, per pixel dimension (jaxvq/likelihood_bound.py; docs/likelihood.md).

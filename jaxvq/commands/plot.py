@@ -10,6 +10,7 @@ from absl import flags
 
 from jaxvq import figures
 from jaxvq.errors import RunError
+from jaxvq.train.metrics_writer import read_rows
 
 FLAGS = flags.FLAGS
 
@@ -25,5 +26,7 @@ def main(argv):
   del argv
   if not FLAGS.workdir:
     raise RunError("give one or more --workdir=DIR")
-  panels = figures.plot_runs(FLAGS.workdir, FLAGS.output, FLAGS.metrics)
+  runs = {label: read_rows(workdir)
+          for label, workdir in zip(figures.run_labels(FLAGS.workdir), FLAGS.workdir)}
+  panels = figures.plot_runs(runs, FLAGS.output, FLAGS.metrics)
   print(f"wrote {FLAGS.output}: {', '.join(panels)}")

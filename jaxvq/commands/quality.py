@@ -15,7 +15,8 @@ import json
 
 from absl import flags
 
-from jaxvq import quality
+from jaxvq import quality, sampling
+from jaxvq.commands import sampling_flags
 
 FLAGS = flags.FLAGS
 
@@ -26,7 +27,7 @@ def define_flags() -> None:
                             "prior:DIR, marginal:DIR, vae:DIR, ae:DIR, reconstructions:DIR, "
                             "dataset:NAME:SPLIT.")
   flags.DEFINE_integer("num_images", 10000, "N, images per set and real test images.")
-  flags.DEFINE_float("temperature", 1.0, "Softmax temperature of a prior's samples.")
+  sampling_flags.define_flags()
   flags.DEFINE_integer("seed", 0, "Seed of the samples.")
   flags.mark_flags_as_required(["features", "images"])
 
@@ -34,11 +35,13 @@ def define_flags() -> None:
 def main(argv):
   del argv
   extractor = quality.load_feature_extractor(FLAGS.features)
+  options = sampling.given_options(**sampling_flags.options())
   rows = quality.measure_sources(FLAGS.images, extractor, FLAGS.num_images,
-                                 temperature=FLAGS.temperature, seed=FLAGS.seed)
+                                 temperature=FLAGS.temperature, seed=FLAGS.seed,
+                                 sample_options=options)
   for row in rows:
     if row["source"].startswith("prior:"):
-      row["temperature"] = FLAGS.temperature
+      row.update(temperature=FLAGS.temperature, **options)
   print(quality.format_table(rows))
   print(json.dumps({"features": FLAGS.features, "dataset": extractor.dataset,
                     "feature_test_accuracy": quality.read_description(FLAGS.features)[

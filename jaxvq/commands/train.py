@@ -7,6 +7,7 @@ run of another config is refused unless --config.overwrite=True.
 from absl import flags
 from ml_collections import config_flags
 
+from jaxvq import quality
 from jaxvq.runtime import distributed
 from jaxvq.train import train_and_evaluate
 
@@ -36,4 +37,5 @@ def main(argv):
   distributed.use_cpu_devices(FLAGS.cpu_devices, FLAGS.config.batch_size, several)
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                          FLAGS.distributed)
-  train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                     final_evaluations=quality.final_evaluations(FLAGS.config))

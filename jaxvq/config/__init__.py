@@ -15,11 +15,10 @@ from typing import Mapping
 
 import ml_collections
 
-from jaxvq.config import schema
+from jaxvq import compat, registry, schema
 from jaxvq.config.base import SHARED
 from jaxvq.errors import ConfigError
-
-CODES_PREFIX = "codes:"
+from jaxvq.models.quantizers.vq import VQ_FIELDS
 
 
 def get_config(model: str = "vqvae", **variant) -> ml_collections.ConfigDict:
@@ -34,17 +33,15 @@ def get_config(model: str = "vqvae", **variant) -> ml_collections.ConfigDict:
     A ConfigDict: the shared keys (jaxvq/config/base.py) and, in `config.model`, the
     model's own section with its defaults.
   """
-  from jaxvq import models  # pylint: disable=g-import-not-at-top  (models import the schema)
   config = schema.defaults(SHARED)
-  config.model = models.default_config(model, **variant)
+  config.model = registry.default_config(model, **variant)
   return config
 
 
 def section(config: Mapping) -> dict:
   """The schema of a whole config: the shared keys and its model's section."""
-  from jaxvq import models  # pylint: disable=g-import-not-at-top
   model_config = config["model"]
-  cls = models.model_class(model_config["name"])
+  cls = registry.model_class(model_config["name"])
   return {**SHARED, "model": cls.config_section(model_config)}
 
 
@@ -69,30 +66,10 @@ def load_file(path: str) -> ml_collections.ConfigDict:
 # --------------------------------------------------------------------- saved configs
 
 def migrate(saved: Mapping) -> dict:
-  """A config.json of any jaxvq version, in today's form.
-
-  Earlier versions kept every model's keys in one `config.model` namespace, the
-  VQ-VAE's codebook keys among them, and the prior's VQ-VAE workdir as
-  `vqvae_workdir`/`vqvae_step` at the top level. Keys a run did not read are
-  dropped, keys added since are their defaults (the behaviour the run had).
-  """
-  saved = copy.deepcopy(dict(saved))
-  model = dict(saved.get("model", {}))
-  name = model.get("name", "vqvae")
-  workdir, step = saved.pop("vqvae_workdir", None), saved.pop("vqvae_step", None)
-  if name == "pixelcnn":
-    if workdir and not str(saved.get("dataset", "")).startswith(CODES_PREFIX):
-      saved["dataset"] = CODES_PREFIX + workdir
-    if step is not None:
-      model.setdefault("vqvae_step", step)
-  if name == "vqvae" and "quantizer" not in model:
-    from jaxvq.models.vqvae import VQ_FIELDS  # pylint: disable=g-import-not-at-top
-    model["quantizer"] = {k: model.pop(k) for k in list(model) if k in VQ_FIELDS and k != "name"}
-  if name == "vqvae" and model.get("likelihood") not in (None, "mse", "discretized_gaussian"):
-    # The shared namespace held the VAE's likelihood, which a VQ-VAE never read: its
-    # reconstruction term was the MSE.
-    model.pop("likelihood")
-  saved["model"] = model
+  """A config.json of any jaxvq version, in today's form: its keys where they are read now
+  (jaxvq/compat.py), keys a run did not read dropped, keys added since at their defaults
+  (the behaviour the run had)."""
+  saved = compat.upgrade_config(saved, VQ_FIELDS)
   return _overlay(section(saved), saved)
 
 

@@ -1,9 +1,9 @@
 """The keys every run reads, whatever its model; `config.model` is the model's own section."""
-from jaxvq.config.schema import Field
+from jaxvq.data.sources import CORRUPT_IMAGES
+from jaxvq.schema import Field
 
 DTYPES = ("float32", "bfloat16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
-CORRUPT_IMAGES = ("error", "skip")
 
 SHARED = {
     "dataset": Field("fashion_mnist", "mnist, fashion_mnist, binarized_mnist, cifar10 or any "

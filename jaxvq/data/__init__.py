@@ -9,7 +9,6 @@
     files.py       a user's files: a folder of images, an npz file's arrays
   validation.py  refusing what cannot be images: arrays' shapes, dtypes and ranges, constant
                  or empty splits, splits of two shapes
-  codes.py     a VQ-VAE run's code grids on disk: the dataset of a prior
   batches.py   the examples of each training step, a pure function of (seed, step)
   images.py    center crop and resize, decoding an image file
 """
@@ -17,12 +16,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxvq.config import CODES_PREFIX
-from jaxvq.data import codes, datasets
-from jaxvq.data.codes import CodeDataset
+from jaxvq.data import datasets
 from jaxvq.data.sources import ArraySource, ImageDataset, Source
 
-__all__ = ["load_dataset", "ArraySource", "CodeDataset", "ImageDataset", "Source"]
+__all__ = ["load_dataset", "ArraySource", "ImageDataset", "Source"]
 
 
 def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = None,
@@ -31,17 +28,15 @@ def load_dataset(name: str, *, image_size: int = 0, data_dir: Optional[str] = No
 
   Args:
     name: mnist, fashion_mnist, binarized_mnist, cifar10 or any TFDS name, folder:PATH,
-      npz:PATH, or codes:VQVAE_WORKDIR (a VQ-VAE run's codes, encoded beforehand).
+      or npz:PATH (a tokenizer's codes, a prior's dataset, are jaxvq.tokens.codes.load's).
     image_size: resize the images to this square size (0: keep the dataset's own).
     data_dir: TFDS's data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
     corrupt_images: a folder's files that cannot be decoded: "error" (a DatasetError naming
       the file, when it is read) or "skip" (the next readable image in its place).
 
   Returns:
-    An ImageDataset (or, for codes:, a CodeDataset): `.train` and `.test` Sources
-    serving [n, H, W, C] uint8 images (codes: [n, h, w]) and [n] labels.
+    An ImageDataset: `.train` and `.test` Sources serving [n, H, W, C] uint8 images and
+    [n] labels.
   """
-  if name.startswith(CODES_PREFIX):
-    return codes.load(codes.workdir_of(name))
   return datasets.load(name, image_size=image_size, data_dir=data_dir,
                        corrupt_images=corrupt_images)

@@ -10,7 +10,7 @@ saying how to get it.
   folder:/path/to/images        your images, center-cropped and resized to image_size when
                                 read (files.py; the folder is indexed, not loaded: FolderSource)
   npz:/path/file.npz            arrays x_train/x_test (or train/test, or images) (files.py)
-  codes:/path/to/vqvae_workdir  a VQ-VAE run's code grids (jaxvq/data/codes.py), for a prior
+  codes:/path/to/vqvae_workdir  a tokenizer run's code grids, for a prior: jaxvq.tokens.codes.load
 
 `load` dispatches to those modules. What cannot be images is refused when loaded,
 before a run touches its workdir (validation.py).
@@ -21,8 +21,7 @@ import os
 from typing import Optional
 
 from jaxvq.data import files, offline, tfds, validation
-from jaxvq.config.base import CORRUPT_IMAGES
-from jaxvq.data.sources import ImageDataset
+from jaxvq.data.sources import CORRUPT_IMAGES, ImageDataset
 from jaxvq.errors import DatasetError
 
 

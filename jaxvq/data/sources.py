@@ -17,6 +17,9 @@ import numpy as np
 from jaxvq.data.images import fit_image, read_image_file
 from jaxvq.errors import DatasetError
 
+# What to do with an image file that cannot be decoded (config.corrupt_images).
+CORRUPT_IMAGES = ("error", "skip")
+
 
 class Source(Protocol):
   """Random access to the examples of one split."""

@@ -5,13 +5,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.config.schema import Field
-from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq.schema import Field
+from jaxvq.models.base import Model, ModelOutput
 from jaxvq.nets import ARCHITECTURE_FIELDS, build_encoder_decoder
 from jaxvq.ops.reduce import per_example_mean
 
 
-class Autoencoder(ImageModel):
+class Autoencoder(Model):
   """x [B, H, W, C] in [0, 1] -> z [B, *latent_shape, latent_dim] -> x_hat [B, H, W, C].
 
   With the conv nets on 28x28 images and latent_dim 4, z is [B, 7, 7, 4].

@@ -15,15 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvq.config.schema import Field
-from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq.schema import Field
+from jaxvq.models.base import Model, ModelOutput
 from jaxvq.nets import ARCHITECTURE_FIELDS, build_encoder_decoder
 from jaxvq.ops import likelihoods
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-class VAE(ImageModel):
+class VAE(Model):
   """x [B, H, W, C] -> q(z|x) = N(mean, diag exp(logvar)), z [B, *latent_shape] -> p(x|z).
 
   latent_shape is (latent_dim,) for a latent vector (conv_vector, mlp) and

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from jaxvq.config import schema
-from jaxvq.config.schema import Field
-from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq import schema
+from jaxvq.schema import Field
+from jaxvq.models.base import Model, ModelOutput
 from jaxvq.models.quantizers import CodebookStatistic, quantizer_class
 from jaxvq.models.quantizers.vq import VQ_FIELDS
 from jaxvq.nets import CONV_FIELDS, build_encoder_decoder
@@ -39,7 +39,7 @@ __all__ = ["VQVAE", "CodebookStatistic", "VQ_FIELDS"]
 LIKELIHOODS = ("mse", "discretized_gaussian")
 
 
-class VQVAE(ImageModel):
+class VQVAE(Model):
   """x [B, H, W, C] -> z_e [B, h, w, D] -> codes [B, h, w] (residual VQ: [B, h, w, Q]) -> x_hat.
 
   h, w = H/f, W/f (f = config downsample, 4 by default): a 28x28 image is a 7x7 grid of
@@ -69,25 +69,6 @@ class VQVAE(ImageModel):
   def default_config(cls, quantizer: str = "vq") -> ml_collections.ConfigDict:
     """The section with its defaults, for the quantizer `quantizer`."""
     return schema.defaults({**cls.CONFIG, "quantizer": quantizer_class(quantizer).CONFIG})
-
-  # jaxvq 0.1 kept the nearest-code quantizer's variables on the model itself.
-  _V0_1_QUANTIZER_PATHS = {
-      "codebook": ("quantizer", "codebook", "vectors"),
-      "cluster_size": ("quantizer", "codebook", "cluster_size"),
-      "embed_sum": ("quantizer", "codebook", "embed_sum"),
-      "usage": ("quantizer", "codebook", "usage"),
-      "project_in": ("quantizer", "project_in"),
-      "project_out": ("quantizer", "project_out"),
-  }
-
-  @classmethod
-  def legacy_state_path(cls, path: tuple) -> tuple:
-    """A jaxvq 0.1 checkpoint's quantizer variables (params/codebook, model_state/usage, and
-    Adam's mu/nu of them) -> under quantizer/."""
-    for i, name in enumerate(path[:-1]):
-      if name in ("params", "model_state", "mu", "nu") and path[i + 1] in cls._V0_1_QUANTIZER_PATHS:
-        return path[:i + 1] + cls._V0_1_QUANTIZER_PATHS[path[i + 1]] + path[i + 2:]
-    return path
 
   def __init__(self, cfg, image_shape, *, data_variance: float, dtype=jnp.float32,
                rngs: nnx.Rngs):
@@ -142,9 +123,15 @@ class VQVAE(ImageModel):
     """-log p(x | codes) in nats, [B]: the decoder's share of the bound on -log p(x)."""
     return self.reconstruction_nll(x, self.decoder(self.quantizer.decode(indices)) + 0.5)
 
-  def code_counts(self, indices: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """How often each code is used in `indices`: [S, K] (S = 1, or one row per stage)."""
-    return self.quantizer.code_counts(indices, weights)
+  @property
+  def code_depth(self) -> int:
+    """Codes per latent position: 1, or Q for residual VQ (its indices [B, h, w, Q])."""
+    return self.index_shape[0] if self.index_shape else 1
+
+  def code_counts(self, out: ModelOutput, weights: jax.Array) -> jax.Array:
+    """How often each code is used in the batch of `out`: [S, K] (S = 1, or one row per
+    stage); the evaluation's code usage and perplexity (jaxvq.models.base.CodeUsage)."""
+    return self.quantizer.code_counts(out.internals.indices, weights)
 
   # -------------------------------------------------------------- training
 
@@ -169,12 +156,11 @@ class VQVAE(ImageModel):
         per_example={"loss": reconstruction + q.per_example["loss"], "mse": mse,
                      "normalized_mse": normalized_mse, **per_example},
         reconstruction=jnp.clip(x_hat, 0.0, 1.0),
-        code_indices=q.indices,
-        quantizer_output=q,
-        batch_metrics=dict(q.batch_metrics))
+        batch_metrics=dict(q.batch_metrics),
+        internals=q)
 
   def update_after_step(self, out: ModelOutput, key: jax.Array, step: jax.Array) -> dict:
-    return self.quantizer.update_after_step(out.quantizer_output, key, step)
+    return self.quantizer.update_after_step(out.internals, key, step)
 
   @property
   def num_initialization_batches(self) -> int:

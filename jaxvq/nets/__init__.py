@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvq.config.schema import Field
+from jaxvq.schema import Field
 from jaxvq.errors import ConfigError
 from jaxvq.nets.conv import ConvDecoder, ConvEncoder, ConvToVector, VectorToConv
 from jaxvq.nets.mlp import MLP

@@ -1,4 +1,5 @@
-"""The conv nets' layers: a convolution and a 2x upsampler, with nnx parameters."""
+"""The nets' layers: a convolution, a 2x upsampler, and a padded convolution as one matmul (the
+PixelCNN's causal stacks), with nnx parameters."""
 from __future__ import annotations
 
 import jax
@@ -43,3 +44,38 @@ class Upsample2x(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     y = transposed_conv_4x4_stride_2(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
     return y + self.bias[...].astype(self.dtype)
+
+
+class PaddedConv(nnx.Module):
+  """A stride-1 convolution with explicit (one-sided) padding, computed as one matmul.
+
+  The kh x kw shifted views of the padded input are concatenated along the
+  channels and multiplied by the kernel: the same function as
+  lax.conv_general_dilated, but a matrix product's gradient is two matrix
+  products, where XLA's CPU backend computes a small convolution's gradient
+  far more slowly than its forward pass.
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size, padding, *,
+               rngs: nnx.Rngs):
+    self.kernel_size, self.padding = tuple(kernel_size), tuple(padding)
+    kh, kw = self.kernel_size
+    init = nnx.initializers.lecun_normal()
+    self.kernel = nnx.Param(init(rngs.params(), (kh * kw * in_features, out_features)))
+    self.bias = nnx.Param(jnp.zeros((out_features,)))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """[B, H, W, I] -> [B, H + pads - kh + 1, W + pads - kw + 1, O]."""
+    (top, bottom), (left, right) = self.padding
+    kh, kw = self.kernel_size
+    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h, out_w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    patches = jnp.concatenate([x[:, dy:dy + out_h, dx:dx + out_w]
+                               for dy in range(kh) for dx in range(kw)], axis=-1)
+    return patches @ self.kernel[...] + self.bias[...]
+
+  def at(self, window: jax.Array) -> jax.Array:
+    """The output at one position from its receptive field: [B, kh, kw, I] -> [B, O]."""
+    return window.reshape(window.shape[0], -1) @ self.kernel[...] + self.bias[...]
+
+

@@ -11,18 +11,24 @@
 """
 from __future__ import annotations
 
+from jaxvq import registry
+from jaxvq.priors.base import Prior
 from jaxvq.quality.features import (ClassifierExtractor, FeatureExtractor, FunctionExtractor,
                                     features_config, load_feature_extractor, read_description,
                                     train_feature_network)
 from jaxvq.quality.measure import Reference, format_table, measure, real_reference
 from jaxvq.quality.metrics import fid, frechet_distance, precision_recall, psnr, ssim
 from jaxvq.quality.sources import ImageSet, load_images
+from jaxvq.train.workdir import load_config
 
 
 def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000, *,
-                    dataset: str | None = None, temperature: float = 1.0, seed: int = 0) -> list:
+                    dataset: str | None = None, temperature: float = 1.0, seed: int = 0,
+                    sample_options: dict | None = None) -> list:
   """One row of metrics per source string (jaxvq.quality.sources), each against the first
-  `num` test images of `dataset` (default: the one a jaxvq feature network was trained on).
+  `num` test images of `dataset` (default: the one a jaxvq feature network was trained on);
+  a prior's samples are drawn at `temperature` with its `sample_options`
+  (jaxvq.sampling.SAMPLE_OPTIONS).
 
   Returns:
     A list of dicts, one per source: source, num_images, fid, precision, recall, and where
@@ -33,19 +39,37 @@ def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000
   if dataset is None:
     raise ValueError("give the dataset whose test split is the reference")
   reference = real_reference(extractor, dataset, num)
-  return [measure(load_images(source, num, temperature=temperature, seed=seed), extractor,
-                  reference) for source in sources]
+  return [measure(load_images(source, num, temperature=temperature, seed=seed,
+                              sample_options=sample_options), extractor, reference)
+          for source in sources]
 
 
-SOURCE_OF_MODEL = {"pixelcnn": "prior", "vae": "vae", "autoencoder": "ae",
-                   "vqvae": "reconstructions"}
+SOURCE_OF_MODEL = {"vae": "vae", "autoencoder": "ae", "vqvae": "reconstructions"}
+
+
+def source_of_run(workdir: str) -> str:
+  """The images a trained run is measured by: a prior's samples, a VAE's or AE's samples, a
+  VQ-VAE's reconstructions."""
+  name = load_config(workdir).model.name
+  if issubclass(registry.model_class(name), Prior):
+    return f"prior:{workdir}"
+  if name not in SOURCE_OF_MODEL:
+    raise ValueError(f"{workdir} holds a {name} run, whose images jaxvq does not measure")
+  return f"{SOURCE_OF_MODEL[name]}:{workdir}"
 
 
 def measure_run(workdir: str, features_workdir: str, num: int = 10000, seed: int = 0) -> dict:
-  """The metrics of a trained run's images: a prior's, VAE's or AE's samples, a VQ-VAE's
-  reconstructions (the `fid` row of a training's final evaluation when config.quality_features
-  is set); numbers only."""
-  from jaxvq.train.workdir import load_config  # pylint: disable=g-import-not-at-top
-  source = f"{SOURCE_OF_MODEL[load_config(workdir).model.name]}:{workdir}"
+  """The metrics of a trained run's images (`source_of_run`); numbers only."""
+  source = source_of_run(workdir)
   (row,) = measure_sources([source], load_feature_extractor(features_workdir), num, seed=seed)
   return {k: v for k, v in row.items() if k != "source"}
+
+
+def final_evaluations(config) -> dict:
+  """What `train_and_evaluate(config, workdir, final_evaluations=...)` measures after the last
+  step for `config`: with config.quality_features, a `fid` row of the run's images against
+  the test split (`measure_run`); else nothing."""
+  if not config.quality_features:
+    return {}
+  return {"fid": lambda workdir: measure_run(workdir, config.quality_features,
+                                             config.final_fid_images)}

@@ -1,10 +1,10 @@
 """The sets of images `jaxvq quality` measures, each named by a source string:
 
-  prior:PRIOR_WORKDIR          a PixelCNN prior's samples, decoded by its VQ-VAE (every class in
+  prior:PRIOR_WORKDIR          a prior's samples, decoded by its VQ-VAE (every class in
                                turn for a class-conditional prior), at a softmax temperature
   marginal:VQVAE_WORKDIR       the VQ-VAE decoding codes drawn independently at each position
                                from that position's code frequencies in the training codes
-                               (no spatial prior: the ablation of the PixelCNN)
+                               (no spatial prior: the ablation of a prior)
   vae:VAE_WORKDIR              a VAE's samples, z ~ N(0, I) decoded to E[x|z]
   ae:AE_WORKDIR                an autoencoder's samples: z from a diagonal Gaussian fitted to
                                the latents of its training split
@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvq import sampling
-from jaxvq.data import codes as codes_lib
 from jaxvq.data import load_dataset
 from jaxvq.errors import ConfigError, DatasetError
+from jaxvq.tokens import codes as codes_lib
+from jaxvq.tokens.runs import load_prior, load_tokenizer_of
 from jaxvq.train.run import load_run
 
 KINDS = ("prior", "marginal", "vae", "ae", "reconstructions", "dataset")
@@ -64,11 +65,12 @@ def _model_run(workdir: str, *names: str):
   return run
 
 
-def prior_samples(workdir: str, num: int, temperature: float, key, chunk: int) -> ImageSet:
-  prior_run = sampling.load_prior(workdir)
-  sampling.check_request(prior_run.model, chunk, None, temperature)
-  vq_run = sampling.load_vqvae_of(prior_run)
-  draw = sampling.make_sampler(prior_run.experiment, chunk, temperature)
+def prior_samples(workdir: str, num: int, temperature: float, key, chunk: int,
+                  sample_options: dict) -> ImageSet:
+  prior_run = load_prior(workdir)
+  sampling.check_request(prior_run.model, chunk, None, temperature, **sample_options)
+  vq_run = load_tokenizer_of(prior_run)
+  draw = sampling.make_sampler(prior_run.experiment, chunk, temperature, **sample_options)
   decode = sampling.code_decoder(vq_run)
   classes = prior_run.model.num_classes
   all_labels = np.arange(num + chunk, dtype=np.int32) % classes if classes else None
@@ -153,22 +155,26 @@ def _check_enough(available: int, num: int, what: str) -> None:
 
 
 def load_images(source: str, num: int, *, temperature: float = 1.0, seed: int = 0,
-                chunk: int = 500) -> ImageSet:
+                chunk: int = 500, sample_options: dict | None = None) -> ImageSet:
   """The `num` images a source string names (see the module docstring).
 
   Args:
     source: e.g. "prior:workdirs/prior", "dataset:fashion_mnist:test".
     num: N, how many images.
     temperature: the prior's softmax temperature (prior: only).
+    sample_options: the prior's other sampling options (jaxvq.sampling.SAMPLE_OPTIONS:
+      top_k, top_p, guidance, steps; prior: only).
     seed: the draws' seed (and the training-split subset's).
     chunk: images generated per compiled call.
   """
   kind, where = _parse(source)
   key = jax.random.key(seed)
+  sample_options = sampling.given_options(**(sample_options or {}))
   if kind == "prior":
-    return prior_samples(where, num, temperature, key, chunk)
-  if temperature != 1.0:
-    raise ConfigError(f"--temperature is the prior's: {source} has none")
+    return prior_samples(where, num, temperature, key, chunk, sample_options)
+  if temperature != 1.0 or sample_options:
+    raise ConfigError(f"temperature and {sorted(sampling.SAMPLE_OPTIONS)} are a prior's: "
+                      f"{source} has none")
   if kind == "marginal":
     return marginal_samples(where, num, key, chunk)
   if kind == "vae":

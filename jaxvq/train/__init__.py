@@ -9,9 +9,9 @@
   checkpoint.py  Orbax checkpoints of the train state, each with its checksum
   metrics_writer.py  metrics.jsonl and TensorBoard event files
   console.py     the lines printed while training
-  run.py         a trained run loaded from its workdir (`load_run`); encoding a VQ-VAE's codes
+  run.py         a trained run loaded from its workdir (`load_run`), and the data a run reads
 """
 from jaxvq.train.loop import train_and_evaluate
-from jaxvq.train.run import Run, encode_codes, load_run
+from jaxvq.train.run import Run, load_run
 
-__all__ = ["train_and_evaluate", "load_run", "Run", "encode_codes"]
+__all__ = ["train_and_evaluate", "load_run", "Run"]

@@ -19,13 +19,14 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jaxvq import compat
 from jaxvq.errors import CheckpointDamaged, RunError
 from jaxvq.runtime import distributed, files
 
@@ -202,12 +203,11 @@ class Checkpointer:
     return saved == {_names(path): (tuple(leaf.shape), np.dtype(leaf.dtype))
                      for path, leaf in jax.tree_util.tree_flatten_with_path(like)[0]}
 
-  def restore(self, step: int, like, legacy_path: Callable | None = None):
+  def restore(self, step: int, like):
     """The state saved at `step`, with the structure, dtypes and shardings of `like`.
 
-    A checkpoint an earlier jaxvq wrote with its variables elsewhere in the tree is
-    read through `legacy_path`, which maps each saved leaf's path (a tuple of names) to
-    where `like` has it.
+    A checkpoint of jaxvq 0.1, with variables elsewhere in the tree, is read through
+    jaxvq/compat.py.
 
     Raises:
       CheckpointDamaged when the checkpoint cannot be read or its state does not match
@@ -228,7 +228,8 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       if self._fits(step, like) is not False:  # the tree is `like`'s, so its files are damaged
         raise CheckpointDamaged(step, self.directory, _reason(e)) from e
-      state = self._restore_moved(step, like, legacy_path) if legacy_path else None
+      state = compat.restore_moved(
+          lambda: self.manager.restore(step, args=ocp.args.StandardRestore()), like, _names)
       if state is None:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(f"the checkpoint of step {step} in {self.directory} does not fit this "
@@ -239,7 +240,7 @@ class Checkpointer:
       raise CheckpointDamaged(step, self.directory, "its data does not match its checksum")
     return state
 
-  def restore_latest_intact(self, like, legacy_path: Callable | None = None) -> tuple:
+  def restore_latest_intact(self, like) -> tuple:
     """The newest checkpoint that restores and matches its checksum, as (step, state).
 
     A damaged newer checkpoint is reported in one warning line on stderr. The writer
@@ -248,7 +249,6 @@ class Checkpointer:
 
     Args:
       like: a state with the structure, dtypes and shardings to restore into.
-      legacy_path: as for `restore`.
 
     Returns:
       (step, state), or (None, None) when the directory holds no checkpoint.
@@ -260,7 +260,7 @@ class Checkpointer:
     damaged = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        state = self.restore(step, like, legacy_path)
+        state = self.restore(step, like)
       except CheckpointDamaged as e:
         damaged.append(e)
         continue
@@ -294,24 +294,6 @@ class Checkpointer:
                        f"({e.reason})" for e in damaged)
       aside = f" (moved aside to {', '.join(moved)})" if moved else ""
       print(f"warning: {what}{aside}; {outcome}", file=sys.stderr, flush=True)
-
-  def _restore_moved(self, step: int, like, legacy_path: Callable):
-    """The saved tree read as it is, each leaf moved by `legacy_path`; None if that does not
-    give `like`'s leaves, shapes and dtypes exactly."""
-    try:
-      saved = self.manager.restore(step, args=ocp.args.StandardRestore())
-    except Exception:  # pylint: disable=broad-except
-      return None
-    moved = {legacy_path(_names(path)): leaf
-             for path, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
-    wanted, treedef = jax.tree_util.tree_flatten_with_path(like)
-    leaves = []
-    for path, target in wanted:
-      leaf = moved.pop(_names(path), None)
-      if leaf is None or np.shape(leaf) != target.shape or np.dtype(leaf.dtype) != target.dtype:
-        return None
-      leaves.append(jax.device_put(leaf, target.sharding))
-    return None if moved else jax.tree_util.tree_unflatten(treedef, leaves)
 
   def wait(self) -> None:
     """Returns when the checkpoints being written are complete.

@@ -17,7 +17,7 @@ from flax import nnx, struct
 
 from jaxvq import config as config_lib
 from jaxvq.data import batches, pipeline
-from jaxvq.models import build_model, model_class
+from jaxvq.registry import build_model, model_class
 from jaxvq.runtime import sharding, xla_options
 
 # Keys besides the steps' fold_in(key, step): evaluation's randomness
@@ -79,8 +79,10 @@ def setup(config: ml_collections.ConfigDict, dataset) -> Experiment:
   pipeline.Augmentation.of(config, dataset.image_shape)   # refuses one the images cannot take
   config = ml_collections.ConfigDict(config.to_dict())
   config.model = model_class(config.model.name).configure(config.model, dataset)
-  model = build_model(config.model, dataset.image_shape, data_variance=dataset.pixel_variance(),
-                      seed=config.seed, dtype=jnp.dtype(config.dtype))
+  # Models of images scale their MSE by the pixels' variance; a prior's codes have none.
+  variance = dataset.pixel_variance() if hasattr(dataset, "pixel_variance") else None
+  model = build_model(config.model, dataset.image_shape, seed=config.seed,
+                      dtype=jnp.dtype(config.dtype), data_variance=variance)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(learning_rate_schedule(config))
   state = jax.jit(lambda p, s: TrainState(

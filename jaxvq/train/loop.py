@@ -9,32 +9,38 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable, Mapping
 
 import jax
 import ml_collections
 
 from jaxvq import config as config_lib
-from jaxvq.config import CODES_PREFIX
-from jaxvq.errors import Preempted
-from jaxvq.models import model_class
+from jaxvq.errors import ConfigError, Preempted, RunError
+from jaxvq.registry import model_class
 from jaxvq.runtime import distributed
+from jaxvq.tokens import codes, provenance
 from jaxvq.train import console, guards, steps
 from jaxvq.train import workdir as workdir_lib
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.evaluate import evaluate, num_eval_examples, write_images
 from jaxvq.train.experiment import Experiment, setup
 from jaxvq.train.metrics_writer import MetricsWriter
-from jaxvq.train.run import load_data
+from jaxvq.train.run import load_data, tokenizer_mismatch
 from jaxvq.train.workdir import write_config
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       final_evaluations: Mapping[str, Callable[[str], dict]] | None = None
+                       ) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
 
   Args:
     config: a run's config (`jaxvq.get_config(model)`, or a file in configs/).
     workdir: where checkpoints, metrics.jsonl, images and config.json go; rerunning
       with the same config resumes there.
+    final_evaluations: split name -> fn(workdir) -> a metrics row, measured on the run
+      saved at its last step and written to metrics.jsonl under that split (e.g. the `fid`
+      row config.quality_features asks for: jaxvq.quality.final_evaluations(config)).
 
   Returns:
     The final test metrics, name -> float (for a finished run, its last evaluation's).
@@ -47,32 +53,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     Preempted after saving a checkpoint when SIGTERM or SIGINT arrives (from the start: one
     received while setting up is acted on after the first step).
   """
-  if config.dataset.startswith(CODES_PREFIX):  # so that the run is restored from any directory
+  final_evaluations = dict(final_evaluations or {})
+  if codes.is_codes(config.dataset):  # so that the run is restored from any directory
     config = ml_collections.ConfigDict(config.to_dict())
-    config.dataset = CODES_PREFIX + os.path.abspath(config.dataset[len(CODES_PREFIX):])
+    config.dataset = codes.absolute(config.dataset)
   with guards.SigtermFlag() as sigterm:
     # Everything that can be refused is checked before the workdir is touched.
     config_lib.check(config)
+    if config.quality_features and "fid" not in final_evaluations:
+      raise ConfigError("config.quality_features asks for a final `fid` row: pass "
+                        "final_evaluations=jaxvq.quality.final_evaluations(config) (the train "
+                        "command does)")
     workdir_lib.check_path(workdir)
     workdir_lib.check_dataset(config.dataset, workdir)
     workdir_lib.check_not_foreign(workdir)
+    other_codes = _other_codes(config, workdir)
     exp = setup(config, load_data(config))
-    with workdir_lib.claimed(exp.config, workdir):
+    with workdir_lib.claimed(exp.config, workdir, other_run=other_codes):
       distributed.barrier("jaxvq: workdir claimed")
+      if codes.is_codes(config.dataset) and distributed.is_main_process():
+        provenance.write_record(workdir, exp.dataset)
       checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
                                   exp.config.keep_checkpoints)
       try:
-        return _train_loop(exp, workdir, checkpointer, sigterm)
+        return _train_loop(exp, workdir, checkpointer, sigterm, final_evaluations)
       finally:
         checkpointer.close()
 
 
-def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigterm) -> dict:
+def _other_codes(config: ml_collections.ConfigDict, workdir: str) -> str | None:
+  """Why a prior's workdir holds a run that learned other codes than config.dataset's now
+  (None: it does not); refused before the codes are read, unless config.overwrite."""
+  if not codes.is_codes(config.dataset) or not os.path.isdir(workdir):
+    return None
+  problem = tokenizer_mismatch(workdir, codes.workdir_of(config.dataset))
+  if problem and not config.overwrite:
+    raise RunError(f"{problem}; or add --config.overwrite=True to delete the prior in "
+                   f"{workdir} and train one on the new codes there")
+  return problem
+
+
+def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigterm,
+                final_evaluations: dict) -> dict:
   config, state = exp.config, exp.initial_state
   summary = model_class(config.model.name).SUMMARY_METRICS
   writer = MetricsWriter(workdir)
-  latest, restored = checkpointer.restore_latest_intact(
-      state, model_class(config.model.name).legacy_state_path)
+  latest, restored = checkpointer.restore_latest_intact(state)
   state = restored if latest is not None else steps.initialize_from_data(exp, state)
   writer.truncate_after(latest or 0)  # rows logged after the checkpoint are logged again
   write_config(config, workdir)
@@ -126,11 +152,10 @@ def _train_loop(exp: Experiment, workdir: str, checkpointer: Checkpointer, sigte
         interval_start = time.perf_counter()  # evaluation time is not training throughput
       if save:
         checkpointer.save(step, state)
-      if last and config.quality_features:   # measured on the run saved just now
+      if last and final_evaluations:   # measured on the run saved just now
         checkpointer.wait()
-        from jaxvq.quality import measure_run  # pylint: disable=g-import-not-at-top
-        writer.write(step, "fid", measure_run(workdir, config.quality_features,
-                                              config.final_fid_images))
+        for split, measure in final_evaluations.items():
+          writer.write(step, split, measure(workdir))
   finally:
     batches.close()
     out.close()

@@ -1,4 +1,5 @@
-"""Trained runs, loaded from their workdirs: for encoding codes, sampling, evaluation, users."""
+"""Trained runs, loaded from their workdirs (for encoding codes, sampling, evaluation, users),
+and the data a run trains on."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +8,9 @@ from typing import Callable, Optional
 
 import ml_collections
 
-from jaxvq.config import CODES_PREFIX
-from jaxvq.data import codes, load_dataset
+from jaxvq.data import load_dataset
 from jaxvq.errors import RunError
-from jaxvq.models import model_class
+from jaxvq.tokens import codes, provenance
 from jaxvq.train import checkpoint
 from jaxvq.train.checkpoint import Checkpointer
 from jaxvq.train.experiment import Experiment, TrainState, setup
@@ -25,7 +25,7 @@ class Run:
   workdir: str
   experiment: Experiment
   state: TrainState
-  run_id: Optional[str] = None    # the workdir's run (None: a run of an earlier jaxvq)
+  run_id: Optional[str] = None    # the workdir's run (None: a jaxvq 0.1 run, which named none)
   checksum: Optional[str] = None  # the checkpoint's stored checksum (None: it has none)
 
   @property
@@ -47,22 +47,29 @@ class Run:
     return lambda *args: compiled(self.state, *args)
 
 
-def load_data(config: ml_collections.ConfigDict):
-  """The dataset a config names; a VQ-VAE run's codes are encoded first if it has none.
+def load_data(config: ml_collections.ConfigDict, prior_workdir: Optional[str] = None):
+  """The dataset a config names: images, or a tokenizer run's codes (`codes:DIR`).
 
-  Codes are made only when missing: a prior never switches codes behind the
-  user's back (`jaxvq encode` refreshes them on purpose). A saved prior's config
-  names the VQ-VAE run its codes came from: another run in that workdir is
-  refused before anything is encoded.
+  With `prior_workdir` (a prior's), codes of another tokenizer run or checkpoint than the
+  one the prior recorded are refused before they are read.
   """
-  if config.dataset.startswith(CODES_PREFIX):
-    vqvae_workdir = codes.workdir_of(config.dataset)
-    if config.model.get("vqvae_run_id"):
-      codes.check_same_run(config.model, vqvae_workdir, workdir_lib.run_id(vqvae_workdir))
-    if codes.read_metadata(vqvae_workdir) is None:
-      encode_codes(vqvae_workdir)
-  return load_dataset(config.dataset, image_size=config.image_size,
-                      data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
+  if not codes.is_codes(config.dataset):
+    return load_dataset(config.dataset, image_size=config.image_size,
+                        data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
+  if prior_workdir is not None:
+    problem = tokenizer_mismatch(prior_workdir, codes.workdir_of(config.dataset))
+    if problem:
+      raise RunError(problem)
+  return codes.load(codes.workdir_of(config.dataset))
+
+
+def tokenizer_mismatch(prior_workdir: str, tokenizer_workdir: str,
+                       checksum: Optional[str] = None) -> Optional[str]:
+  """Why the tokenizer's workdir no longer holds the run and codes the prior in
+  `prior_workdir` learned (jaxvq.tokens.provenance), or None: nothing to refuse."""
+  return provenance.mismatch(provenance.read_record(prior_workdir),
+                             workdir_lib.run_id(tokenizer_workdir),
+                             codes.read_metadata(tokenizer_workdir), checksum)
 
 
 def load_run(workdir: str, step: Optional[int] = None) -> Run:
@@ -81,33 +88,9 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
   step = checkpoint.latest_step(directory) if step is None else step
   if step is None:
     raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
-  exp = setup(config, load_data(config))
+  exp = setup(config, load_data(config, workdir))
   checkpointer = Checkpointer(directory, read_only=True)
-  state = checkpointer.restore(step, exp.initial_state,
-                               model_class(config.model.name).legacy_state_path)
+  state = checkpointer.restore(step, exp.initial_state)
   checkpointer.close()
   return Run(workdir, exp, state, workdir_lib.run_id(workdir),
              checkpoint.saved_checksum(directory, step))
-
-
-def encode_codes(vqvae_workdir: str) -> dict:
-  """Saves the code grids of every split of a VQ-VAE run under VQVAE_WORKDIR/codes/, for a prior.
-
-  Args:
-    vqvae_workdir: the workdir of a trained VQ-VAE; its latest checkpoint encodes.
-
-  Returns:
-    The codes' metadata: K, the grid shape [h, w], the checkpoint's step, the run id and
-    the checkpoint's checksum, the dataset, the image shape and the number of classes.
-    The files hold `codes` [N, h, w] and `labels` [N] per split.
-
-  Raises:
-    RunError when the workdir holds no VQ-VAE run, or is in use by a training.
-  """
-  name = load_config(vqvae_workdir).model.name
-  if name != "vqvae":
-    raise RunError(f"{vqvae_workdir} holds a run of model {name!r}, not a VQ-VAE: codes come "
-                   f"from a VQ-VAE's workdir")
-  workdir_lib.check_path(vqvae_workdir)
-  with workdir_lib.lock(vqvae_workdir):   # not while a training writes its checkpoints
-    return codes.save(load_run(vqvae_workdir))

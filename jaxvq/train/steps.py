@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 
 from jaxvq.data import batches, pipeline
+from jaxvq.models.base import CodeUsage
 from jaxvq.runtime import sharding, xla_options
 from jaxvq.train.experiment import EVAL_KEY_TAG, INIT_KEY_TAG, Experiment, TrainState
 
@@ -98,7 +99,7 @@ def eval_inputs(exp: Experiment, state: TrainState, inputs, indices):
 
 def make_eval_step(exp: Experiment):
   """(state, batch, mask [B], indices [B]) -> (masked sums of the per-example metrics and,
-  for VQ models, the code counts; the inputs; the reconstructions)."""
+  for models with CodeUsage, the code counts; the inputs; the reconstructions)."""
 
   def eval_step(state: TrainState, batch, mask: jax.Array, indices: jax.Array):
     inputs, labels = batch
@@ -107,8 +108,8 @@ def make_eval_step(exp: Experiment):
     out = model(x, model_key, labels)
     sums = {k: jnp.sum(v * mask) for k, v in out.per_example.items()}
     sums["count"] = jnp.sum(mask)
-    if out.code_indices is not None:
-      sums["code_counts"] = model.code_counts(out.code_indices, mask)             # [S, K]
+    if isinstance(model, CodeUsage):
+      sums["code_counts"] = model.code_counts(out, mask)                          # [S, K]
     return sums, x, out.reconstruction
 
   return xla_options.jit(eval_step, exp.mesh)

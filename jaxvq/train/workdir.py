@@ -6,11 +6,13 @@
   metrics.jsonl      one JSON row per log/eval: step, split, losses, ...
   checkpoints/<step> Orbax checkpoints of the train state
   images/            reconstructions_<step>.png, samples_<step>.png, code_usage_<step>.png
-  codes/             a VQ-VAE's code grids (jaxvq/data/codes.py)
+  codes/             a tokenizer's code grids (jaxvq/tokens/codes.py)
+  tokenizer.json     a prior's record of the tokenizer run its codes came from
+                     (jaxvq/tokens/provenance.py)
   events.out.tfevents.*  TensorBoard
 
 A workdir is the user's folder lent to jaxvq: it is claimed only when empty,
-new, or already jaxvq's (a record, or a config.json of an earlier jaxvq), and
+new, or already jaxvq's (a record, or a config.json of jaxvq 0.1: jaxvq/compat.py), and
 jaxvq deletes only the names its record lists, never a file it did not write.
 """
 from __future__ import annotations
@@ -28,16 +30,20 @@ from typing import Iterator, Optional
 
 import ml_collections
 
+from jaxvq import compat
 from jaxvq import config as config_lib
 from jaxvq.errors import RunError
 from jaxvq.runtime import distributed, files
+from jaxvq.tokens import codes, provenance
 from jaxvq.train import checkpoint
+from jaxvq.version import __version__
 
 RECORD, LOCK = ".jaxvq", ".lock"
 EVENTS_PREFIX = "events.out.tfevents."
 # Every top-level name a run writes (temporary ones included), recorded when a workdir is
 # claimed so that overwrite removes these and nothing else.
-RUN_NAMES = ("checkpoints", "metrics.jsonl", "images", "codes", "codes.tmp", "config.json",
+RUN_NAMES = ("checkpoints", "metrics.jsonl", "images", codes.CODES_DIR, f"{codes.CODES_DIR}.tmp",
+             provenance.RECORD_FILE, f"{provenance.RECORD_FILE}.tmp", "config.json",
              "config.json.tmp", ".overwritten")
 # Names that are jaxvq's even without a record: the record's and the lock's own files.
 _OWN_NAMES = (RECORD, f"{RECORD}.tmp", LOCK)
@@ -91,7 +97,7 @@ def read_record(workdir: str) -> Optional[dict]:
 
 def run_id(workdir: str) -> Optional[str]:
   """The id of the run trained in `workdir` (a new one at each fresh start or overwrite); None
-  for a workdir of an earlier jaxvq that no run has claimed since."""
+  for a workdir of jaxvq 0.1 that no run has claimed since."""
   record = read_record(workdir)
   return record.get("run_id") if record else None
 
@@ -103,14 +109,8 @@ def _write_record(workdir: str, record: dict) -> None:
 
 
 def _new_record(names) -> dict:
-  from jaxvq import __version__  # pylint: disable=g-import-not-at-top  (jaxvq imports this module)
   return {"run_id": uuid.uuid4().hex, "jaxvq_version": __version__,
           "files": sorted(set(RUN_NAMES) | set(names))}
-
-
-def _legacy_names(workdir: str) -> list:
-  """The run files of a workdir an earlier jaxvq wrote (it kept no record): its known names."""
-  return [n for n in os.listdir(workdir) if n in RUN_NAMES or n.startswith(EVENTS_PREFIX)]
 
 
 def record_new_files(workdir: str, before: set) -> None:
@@ -180,8 +180,8 @@ def check_dataset(dataset: str, workdir: str) -> None:
       if prefix == "folder:" and path and _inside(workdir, path):
         raise RunError(f"the workdir {workdir} lies inside the image folder {path}: jaxvq's "
                        f"images would become training data; give a --workdir outside it")
-  if dataset.startswith(config_lib.CODES_PREFIX):
-    vqvae_workdir = dataset[len(config_lib.CODES_PREFIX):]
+  if codes.is_codes(dataset):
+    vqvae_workdir = codes.workdir_of(dataset)
     if vqvae_workdir and _inside(workdir, vqvae_workdir) and _inside(vqvae_workdir, workdir):
       raise RunError(f"a prior trains in a workdir of its own, not in that of its VQ-VAE "
                      f"({workdir}): give another --workdir")
@@ -219,19 +219,22 @@ def lock(workdir: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- claiming
 
 @contextlib.contextmanager
-def claimed(config: ml_collections.ConfigDict, workdir: str) -> Iterator[None]:
+def claimed(config: ml_collections.ConfigDict, workdir: str,
+            other_run: Optional[str] = None) -> Iterator[None]:
   """The workdir made this run's (`claim_workdir`) and locked for the block; the event files
   that appear meanwhile are added to its record.
 
   Nothing is written before the workdir is known to be jaxvq's, or empty, or new.
+  `other_run` says why the run in the workdir is another one though its config matches (a
+  prior whose codes changed): it is then refused, or with config.overwrite replaced.
   """
   check_path(workdir)
   check_not_foreign(workdir)
-  _check_same_run(config, workdir)
+  _check_same_run(config, workdir, other_run)
   _writing(workdir, lambda: os.makedirs(workdir, exist_ok=True))   # every process's host
   with lock(workdir):
     before = set(os.listdir(workdir))
-    claim_workdir(config, workdir)
+    claim_workdir(config, workdir, other_run)
     try:
       yield
     finally:
@@ -240,8 +243,8 @@ def claimed(config: ml_collections.ConfigDict, workdir: str) -> Iterator[None]:
 
 def check_not_foreign(workdir: str) -> None:
   """Refuses a directory that holds files and no sign of jaxvq (a record, or the config.json
-  of an earlier jaxvq): it is the user's, and jaxvq writes nothing into it."""
-  if not os.path.isdir(workdir) or read_record(workdir) is not None or _legacy_run(workdir):
+  of jaxvq 0.1): it is the user's, and jaxvq writes nothing into it."""
+  if not os.path.isdir(workdir) or read_record(workdir) is not None or _unrecorded_run(workdir):
     return
   foreign = sorted(n for n in os.listdir(workdir) if n not in _OWN_NAMES)
   if foreign:
@@ -250,16 +253,21 @@ def check_not_foreign(workdir: str) -> None:
                    f"--workdir")
 
 
-def _legacy_run(workdir: str) -> bool:
-  """Whether the workdir holds a config.json of a jaxvq run (one written before records)."""
+def _unrecorded_run(workdir: str) -> bool:
+  """Whether the workdir holds a config.json of a jaxvq run written before records."""
   try:
     saved = saved_config(workdir)
   except RunError:
     return False
-  return isinstance(saved, dict) and isinstance(saved.get("model"), dict) and "dataset" in saved
+  return compat.is_unrecorded_run(saved)
 
 
-def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+def _unrecorded_run_files(workdir: str) -> list:
+  return compat.unrecorded_run_files(workdir, RUN_NAMES, EVENTS_PREFIX)
+
+
+def claim_workdir(config: ml_collections.ConfigDict, workdir: str,
+                  other_run: Optional[str] = None) -> None:
   """Makes `workdir` this run's: checks that it holds no run or one of the same config (with
   config.overwrite: deletes that run's files instead), and records what jaxvq writes there.
   Called by `claimed`, with the workdir's lock held and its path and files already checked.
@@ -275,7 +283,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                      f"run they are: use a new --workdir, or delete {workdir}/checkpoints")
     _start(workdir, record)
     return
-  if _check_same_run(config, workdir):
+  if _check_same_run(config, workdir, other_run):
     _start(workdir, record)
     return
   distributed.barrier("jaxvq: every process has read the old config")
@@ -283,15 +291,20 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     _overwrite(workdir, record)
 
 
-def _check_same_run(config: ml_collections.ConfigDict, workdir: str) -> bool:
+def _check_same_run(config: ml_collections.ConfigDict, workdir: str,
+                    other_run: Optional[str] = None) -> bool:
   """Whether the workdir holds no run or one of `config` (True), or one that config.overwrite
-  lets it replace (False); refuses a run of another config otherwise."""
+  lets it replace (False); refuses a run of another config (or `other_run`) otherwise."""
   if not os.path.exists(os.path.join(workdir, "config.json")):
     return True
   saved = saved_config(workdir)
   differences = config_lib.differences(saved, config)
-  if not differences:
+  if not differences and not other_run:
     return True
+  if not differences:   # a prior whose codes changed
+    if not config.overwrite:
+      raise RunError(f"{other_run}; or add --config.overwrite=True to start over in {workdir}")
+    return False
   if not config.overwrite:
     name = saved.get("model", {}).get("name")
     what = ("run of a different config" if name == config.model.name else
@@ -303,17 +316,17 @@ def _check_same_run(config: ml_collections.ConfigDict, workdir: str) -> bool:
 
 
 def _start(workdir: str, record: Optional[dict]) -> None:
-  """Creates the workdir and its record if missing (a workdir of an earlier jaxvq gets one
+  """Creates the workdir and its record if missing (a workdir of jaxvq 0.1 gets one
   listing its known run files)."""
   if not distributed.is_main_process() or record is not None:
     return
   _writing(workdir, lambda: os.makedirs(workdir, exist_ok=True))
-  _write_record(workdir, _new_record(_legacy_names(workdir)))
+  _write_record(workdir, _new_record(_unrecorded_run_files(workdir)))
 
 
 def _overwrite(workdir: str, record: Optional[dict]) -> None:
   """Deletes the names the record lists (the old run's files), under a new run id."""
-  old = record["files"] if record else _legacy_names(workdir)
+  old = record["files"] if record else _unrecorded_run_files(workdir)
   new = _new_record(old)
   _write_record(workdir, new)   # first: a crash midway never leaves the old run's id
   # Each piece is first renamed away, the checkpoints first and config.json last, so that a

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.config.schema import Field
+from jaxvq.schema import Field
 from jaxvq.models.quantizers.base import Quantizer, QuantizerOutput
 from jaxvq.ops import fsq, vq
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.config.schema import Field
+from jaxvq.schema import Field
 from jaxvq.models.quantizers.base import Quantizer, QuantizerOutput
 from jaxvq.models.quantizers.vq import CODEBOOK_FIELDS, Codebook
 from jaxvq.ops import codebook as codebook_lib

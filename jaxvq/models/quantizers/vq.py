@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.config.schema import Field
+from jaxvq.schema import Field
 from jaxvq.errors import ConfigError
 from jaxvq.models.quantizers.base import CodebookStatistic, Quantizer, QuantizerOutput
 from jaxvq.ops import codebook as codebook_lib

@@ -18,17 +18,15 @@ Causality comes from shifts and one-sided padding, not masks:
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.config.schema import Field
-from jaxvq.data import codes as codes_lib
-from jaxvq.errors import ConfigError, RunError
-from jaxvq.models.base import ImageModel, ModelOutput
+from jaxvq.errors import ConfigError
+from jaxvq.nets.layers import PaddedConv
 from jaxvq.ops.reduce import per_example_sum
+from jaxvq.priors.base import PRIOR_FIELDS, Prior
+from jaxvq.schema import Field
 
 
 def down_shift(x: jax.Array) -> jax.Array:
@@ -39,39 +37,6 @@ def down_shift(x: jax.Array) -> jax.Array:
 def right_shift(x: jax.Array) -> jax.Array:
   """[B, h, w, C]: column j gets column j - 1 (zeros in column 0)."""
   return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
-
-
-class PaddedConv(nnx.Module):
-  """A stride-1 convolution with explicit (one-sided) padding, computed as one matmul.
-
-  The kh x kw shifted views of the padded input are concatenated along the
-  channels and multiplied by the kernel: the same function as
-  lax.conv_general_dilated, but a matrix product's gradient is two matrix
-  products, where XLA's CPU backend computes a small convolution's gradient
-  far more slowly than its forward pass.
-  """
-
-  def __init__(self, in_features: int, out_features: int, kernel_size, padding, *,
-               rngs: nnx.Rngs):
-    self.kernel_size, self.padding = tuple(kernel_size), tuple(padding)
-    kh, kw = self.kernel_size
-    init = nnx.initializers.lecun_normal()
-    self.kernel = nnx.Param(init(rngs.params(), (kh * kw * in_features, out_features)))
-    self.bias = nnx.Param(jnp.zeros((out_features,)))
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """[B, H, W, I] -> [B, H + pads - kh + 1, W + pads - kw + 1, O]."""
-    (top, bottom), (left, right) = self.padding
-    kh, kw = self.kernel_size
-    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    out_h, out_w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    patches = jnp.concatenate([x[:, dy:dy + out_h, dx:dx + out_w]
-                               for dy in range(kh) for dx in range(kw)], axis=-1)
-    return patches @ self.kernel[...] + self.bias[...]
-
-  def at(self, window: jax.Array) -> jax.Array:
-    """The output at one position from its receptive field: [B, kh, kw, I] -> [B, O]."""
-    return window.reshape(window.shape[0], -1) @ self.kernel[...] + self.bias[...]
 
 
 class GatedLayer(nnx.Module):
@@ -116,11 +81,11 @@ def _gate(x):
   return jnp.tanh(a) * jax.nn.sigmoid(b)
 
 
-class PixelCNNPrior(ImageModel):
+class PixelCNNPrior(Prior):
   """p(codes | label) over [h, w] grids of K codes: codes [B, h, w] -> logits [B, h, w, K].
 
   Trains on a VQ-VAE run's codes (config.dataset = "codes:VQVAE_WORKDIR"); K, the
-  classes and the images' size come from them (`configure`).
+  classes and the images' size come from them (Prior.configure).
   """
 
   CONFIG = {
@@ -129,62 +94,15 @@ class PixelCNNPrior(ImageModel):
       "num_layers": Field(8, "gated layers", minimum=1),
       "kernel_size": Field(3, "the stacks' kernel size (odd)", minimum=1),
       "head_channels": Field(256, "hidden channels of the output head", minimum=1),
-      "class_conditional": Field(False, "condition every gate on the class label"),
-      "num_codes": Field(0, "K, from the codes", derived=True),
-      "num_classes": Field(0, "classes of the codes' labels", derived=True),
-      "image_dims": Field(0, "pixels x channels of the images the codes stand for",
-                          derived=True),
-      "vqvae_step": Field(-1, "the VQ-VAE checkpoint step the codes were made with",
-                          derived=True),
-      "vqvae_run_id": Field("", "the run id of the VQ-VAE workdir the codes came from ('': "
-                            "codes of an earlier jaxvq, which named no run)", derived=True),
-      "vqvae_checksum": Field("", "the checksum of the VQ-VAE checkpoint the codes were made "
-                              "with ('': it had none)", derived=True),
+      **PRIOR_FIELDS,
   }
-  SUMMARY_METRICS = ("bits_per_code",)
+  SAMPLERS = {"compiled_loop": "sample", "compiled_loop_without_cache": "sample_without_cache"}
 
-  @classmethod
-  def configure(cls, model_config, dataset):
-    """Takes K, the classes, the image size and the VQ-VAE's run, step and checksum from the
-    codes; a saved prior's config is refused codes of another run or checkpoint."""
-    metadata = getattr(dataset, "metadata", None)
-    if metadata is None or "num_codes" not in metadata:
-      raise ConfigError(f"a PixelCNN prior trains on a VQ-VAE's codes: set "
-                        f"--config.dataset=codes:VQVAE_WORKDIR (got {dataset.name!r})")
-    if len(metadata["grid_shape"]) != 2:
-      raise ConfigError(
-          f"the codes of {dataset.name} are residual ([h, w, Q] = {metadata['grid_shape']}); the "
-          f"PixelCNN prior models one grid of codes: train it on a VQ-VAE whose quantizer is vq, "
-          f"fsq or lfq (a prior over the residual depth is not built yet)")
-    if model_config.class_conditional and not dataset.num_classes:
-      raise ConfigError(f"{metadata['dataset']} has no labels: set "
-                        f"--config.model.class_conditional=False")
-    step = metadata["step"]
-    if model_config.vqvae_step not in (-1, step):   # a saved prior's config
-      raise RunError(f"this prior was trained on the codes of the VQ-VAE's checkpoint of step "
-                     f"{model_config.vqvae_step}, but {dataset.name} now holds those of step "
-                     f"{step}: train a new prior on them (in a new --workdir)")
-    run_id, checksum = metadata.get("run_id") or "", metadata.get("checksum") or ""
-    codes_lib.check_same_run(model_config, dataset.name.partition(":")[2], run_id or None,
-                             checksum or None)
-    model_config = model_config.copy_and_resolve_references()
-    model_config.num_codes, model_config.num_classes = dataset.num_codes, dataset.num_classes
-    model_config.image_dims, model_config.vqvae_step = dataset.image_dims, step
-    model_config.vqvae_run_id, model_config.vqvae_checksum = run_id, checksum
-    return model_config
-
-  def __init__(self, cfg, grid_shape, *, data_variance: float = 1.0, dtype=jnp.float32,
-               rngs: nnx.Rngs):
-    del data_variance
+  def __init__(self, cfg, grid_shape, *, dtype=jnp.float32, rngs: nnx.Rngs):
     if dtype != jnp.float32:
       raise ConfigError(f"the PixelCNN prior computes in float32 only; got "
                         f"dtype={jnp.dtype(dtype).name}")
-    if cfg.num_codes < 2:
-      raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
-    self.grid_shape = tuple(grid_shape[:2])
-    self.num_codes = cfg.num_codes
-    self.num_classes = cfg.num_classes if cfg.class_conditional else 0
-    self.image_dims = int(cfg.image_dims)  # pixels x channels of the images the codes stand for
+    super().__init__(cfg, grid_shape)
     c = cfg.channels
     self.embed = nnx.Embed(cfg.num_codes, c, rngs=rngs)
     self.kernel_size = cfg.kernel_size
@@ -209,12 +127,8 @@ class PixelCNNPrior(ImageModel):
 
   def logits(self, codes: jax.Array, labels=None) -> jax.Array:
     """[B, h, w] int codes -> [B, h, w, K] logits."""
-    return self.logits_from_embeddings(self.embed(codes), self._labels(labels, codes.shape[0]))
-
-  def _labels(self, labels, batch):
-    if not self.num_classes:
-      return None
-    return jnp.zeros((batch,), jnp.int32) if labels is None else labels
+    return self.logits_from_embeddings(self.embed(codes),
+                                       self.labels_or_default(labels, codes.shape[0]))
 
   def code_nll(self, codes: jax.Array, labels=None) -> jax.Array:
     """-log p(codes | label) in nats: [B, h, w] int codes -> [B]."""
@@ -222,23 +136,11 @@ class PixelCNNPrior(ImageModel):
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), codes[..., None], axis=-1)[..., 0]
     return per_example_sum(nll)
 
-  def __call__(self, codes: jax.Array, key: jax.Array, labels=None,
-               training: bool = False) -> ModelOutput:
-    del key, training
-    nats = self.code_nll(codes, labels)                                  # [B] per grid
-    positions = math.prod(self.grid_shape)
-    return ModelOutput(
-        loss=jnp.mean(nats) / positions,
-        per_example={"loss": nats / positions,
-                     "bits_per_code": nats / (positions * math.log(2.0)),
-                     "bits_per_image_dim": nats / (self.image_dims * math.log(2.0))},
-        reconstruction=None)
-
   def sample_without_cache(self, key: jax.Array, num: int, labels=None,
                            temperature: float = 1.0) -> jax.Array:
     """Like `sample`, but one whole forward pass per position (the simple compiled loop)."""
     height, width = self.grid_shape
-    labels = self._labels(labels, num)
+    labels = self.labels_or_default(labels, num)
 
     def sample_position(position, codes):
       row, col = position // width, position % width
@@ -260,7 +162,7 @@ class PixelCNNPrior(ImageModel):
     """
     height, width = self.grid_shape
     half = self.kernel_size // 2
-    labels = self._labels(labels, num)
+    labels = self.labels_or_default(labels, num)
     num_layers, channels = len(self.layers), self.embed.embedding.shape[-1]
     biases = [layer.class_biases(labels) for layer in self.layers]
     # Inputs of each layer's vertical stack, rows so far, with `half` zero rows on top.
