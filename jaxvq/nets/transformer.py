@@ -23,13 +23,18 @@ class Attention(nnx.Module):
     if dim % heads:
       raise ValueError(f"the width {dim} does not divide among {heads} heads")
     self.heads = heads
-    self.qkv = nnx.Linear(dim, 3 * dim, rngs=rngs)
+    self.qkv = nnx.Linear(dim, 3 * dim, use_bias=False, rngs=rngs)
+    # Biases of the queries and values only: a key bias adds q . b to all of a query's scores
+    # alike, which the softmax ignores, so its gradient is rounding noise (which Adam would
+    # scale up to steps of the learning rate, different on 8 devices and on 1).
+    self.qv_bias = nnx.Param(jnp.zeros((2, dim)))
     self.out = nnx.Linear(dim, dim, rngs=rngs)
 
   def _split(self, x):
-    """[B, T, 3D] -> q, k, v, each [B, H, T, D/H]."""
+    """[B, T, 3D] (x W_qkv) -> q, k, v (with their biases), each [B, H, T, D/H]."""
     b, t, _ = x.shape
     q, k, v = jnp.split(x, 3, axis=-1)
+    q, v = q + self.qv_bias[0], v + self.qv_bias[1]
     return [a.reshape(b, t, self.heads, -1).transpose(0, 2, 1, 3) for a in (q, k, v)]
 
   def _attend(self, q, k, v, allowed):

@@ -4,6 +4,8 @@
   base.py      the Prior interface: -log p(codes | label), sample(key, n, labels, ...), and
                the grid, K and classes it models; the loss and metrics every prior reports
   pixelcnn.py  the gated PixelCNN (van den Oord et al. 2016) and its row-cached sampler
+  maskgit.py   MaskGIT (Chang et al. 2022): a bidirectional transformer over masked codes,
+               sampled by parallel decoding (no exact likelihood)
 
 A new prior is one new file here (a subclass of Prior) and its config in configs/.
 """

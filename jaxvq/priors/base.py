@@ -29,6 +29,10 @@ PRIOR_FIELDS = {
     "image_dims": Field(0, "pixels x channels of the images the codes stand for",
                         derived=True),
 }
+# The config key of a prior that learns "no class" too, for classifier-free guidance
+# (`Prior.drop_labels`).
+LABEL_DROPOUT_FIELD = Field(0.0, "the rate at which training replaces the class by 'no class' "
+                            "(classifier-free guidance needs it above 0)", minimum=0.0, below=1.0)
 
 
 class Prior(Model):
@@ -67,7 +71,12 @@ class Prior(Model):
     model_config.image_dims = dataset.image_dims
     return model_config
 
-  def __init__(self, cfg, grid_shape):
+  def __init__(self, cfg, grid_shape, dtype=jnp.float32):
+    """`dtype`: what the subclass's nets compute in; a prior that passes it computes in
+    float32 only, and refuses another."""
+    if dtype != jnp.float32:
+      raise ConfigError(f"the {cfg.name} prior computes in float32 only; got "
+                        f"dtype={jnp.dtype(dtype).name}")
     if cfg.num_codes < 2:
       raise ConfigError(f"model.num_codes (K) must be at least 2, got {cfg.num_codes}")
     self.grid_shape = tuple(grid_shape[:2])
@@ -81,6 +90,19 @@ class Prior(Model):
   @property
   def num_positions(self) -> int:
     return math.prod(self.grid_shape)
+
+  @property
+  def null_class(self) -> int:
+    """The label of "no class" (num_classes), which label dropout trains and guidance reads."""
+    return self.num_classes
+
+  def drop_labels(self, labels, batch: int, key: jax.Array):
+    """The labels a training step reads: each replaced by null_class at label_dropout."""
+    labels = self.labels_or_default(labels, batch)
+    if not self.label_dropout:
+      return labels
+    dropped = jax.random.bernoulli(key, self.label_dropout, labels.shape)
+    return jnp.where(dropped, self.null_class, labels)
 
   def labels_or_default(self, labels, batch: int):
     """The labels a class-conditional prior reads (class 0 where none are given); None for an
