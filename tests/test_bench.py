@@ -111,8 +111,11 @@ def test_sweep_rows_grow_with_the_codebook_and_the_plot_is_drawn(tiny, tmp_path)
   assert rows[1]["argument_mib"] > rows[0]["argument_mib"]
   assert rows[3]["temp_mib"] > rows[2]["temp_mib"]   # 4x the activations
   grids = list(growth.sampling_growth(tiny("pixelcnn"), [3, 6], num_samples=2, repeats=1))
-  assert [g["positions"] for g in grids] == [9, 36]
-  assert all(g["row_cached_ms_per_image"] > 0 and g["speedup_of_row_cache"] > 0 for g in grids)
+  assert [(g["positions"], g["sampler"]) for g in grids] == [
+      (9, "compiled_loop"), (9, "compiled_loop_without_cache"),
+      (36, "compiled_loop"), (36, "compiled_loop_without_cache")]
+  assert all(g["ms_per_image"] > 0 and g["speedup"] > 0 for g in grids)
+  assert [g["sequential_calls_per_image"] for g in grids] == [9, 9, 36, 36]
   path = growth.plot_growth(rows, grids, str(tmp_path / "growth.png"))
   assert os.path.getsize(path) > 10000
 

@@ -16,7 +16,7 @@ import jax
 from jaxvq.bench import step as step_lib
 from jaxvq.bench.timing import median_seconds
 from jaxvq.errors import ConfigError
-from jaxvq.sampling import make_sampler, sample_labels
+from jaxvq.sampling import PYTHON_LOOP, make_sampler, sample_labels, sampler_names
 from jaxvq.train.experiment import setup
 
 # Short names of the keys a sweep may vary; any other dotted config path works as well.
@@ -61,26 +61,39 @@ def step_growth(config, sweeps, steps: int, warmup: int):
       gc.collect()   # the largest values' buffers go before the next one compiles
 
 
-def sampling_growth(config, grids, num_samples: int, repeats: int = 3):
-  """Yields, per grid size g, the prior's row-cached sampler against the full-pass loop on a
-  g x g grid (random parameters: the cost does not depend on them): ms per image each, and
-  the cache's speed-up."""
+def sampling_growth(config, grids, num_samples: int, repeats: int = 3, steps=()):
+  """Yields, per grid size g and per compiled sampler of the prior (and, for a prior that
+  decodes in parallel, per number of `steps`), its time per image on a g x g grid (random
+  parameters: the cost does not depend on them) and the sequential model calls per image.
+
+  The speed-up of each prior's default sampler over its others (the PixelCNN's row cache,
+  the transformer's KV cache against a full pass per position) is in `speedup`."""
   for grid in grids:
     exp = setup(config, step_lib.random_dataset(config, grid=grid, use_saved_codes=False))
     state, key = exp.initial_state, jax.random.key(0)
-    labels = sample_labels(exp.model(state), num_samples)
-    seconds = {}
-    for how in ("compiled_loop", "compiled_loop_without_cache"):
-      sampler = make_sampler(exp, num_samples, how=how)
+    prior = exp.model(state)
+    labels = sample_labels(prior, num_samples)
+    variants = [(how, {}) for how in sampler_names(prior) if how != PYTHON_LOOP]
+    if "steps" in prior.SAMPLE_OPTIONS:
+      variants = [(how, {"steps": s}) for how, _ in variants
+                  for s in (steps or [prior.sequential_calls()])]
+    rows = []
+    for how, options in variants:
+      sampler = make_sampler(exp, num_samples, how=how, **options)
       jax.block_until_ready(sampler(state, key, labels))   # compiles
-      seconds[how] = median_seconds(lambda: sampler(state, key, labels), repeats)
-    yield {"grid": [grid, grid], "positions": grid * grid, "num_samples": num_samples,
-           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-           "row_cached_ms_per_image": round(seconds["compiled_loop"] / num_samples * 1e3, 2),
-           "full_pass_ms_per_image": round(
-               seconds["compiled_loop_without_cache"] / num_samples * 1e3, 2),
-           "speedup_of_row_cache": round(
-               seconds["compiled_loop_without_cache"] / seconds["compiled_loop"], 1)}
+      seconds = median_seconds(lambda: sampler(state, key, labels), repeats)
+      rows.append({"grid": [grid, grid], "positions": grid * grid, "num_samples": num_samples,
+                   "prior": config.model.name, "sampler": how, **options,
+                   "sequential_calls_per_image": prior.sequential_calls(how, **options),
+                   "ms_per_image": round(seconds / num_samples * 1e3, 3),
+                   "backend": jax.default_backend(), "device": jax.devices()[0].device_kind})
+    for row in rows:
+      row["speedup"] = round(rows[0]["ms_per_image"] / row["ms_per_image"], 2)
+      yield row
+
+
+def _label(row) -> str:
+  return f"{row['prior']} {row['sampler']}" + (f" T={row['steps']}" if "steps" in row else "")
 
 
 def plot_growth(step_rows, sampling_rows, path: str) -> str:
@@ -109,12 +122,12 @@ def plot_growth(step_rows, sampling_rows, path: str) -> str:
     ax.set_title(f"{rows[0]['model']}, {name}", fontsize=9)
   if sampling_rows:
     ax = axes[-1]
-    positions = [r["positions"] for r in sampling_rows]
-    ax.loglog(positions, [r["row_cached_ms_per_image"] for r in sampling_rows], "o-",
-              label="row-cached")
-    ax.loglog(positions, [r["full_pass_ms_per_image"] for r in sampling_rows], "s--",
-              label="full pass per position")
-    ax.set_xticks(positions, [f"{r['grid'][0]}x{r['grid'][1]}" for r in sampling_rows])
+    for label in dict.fromkeys(_label(r) for r in sampling_rows):
+      rows = [r for r in sampling_rows if _label(r) == label]
+      ax.loglog([r["positions"] for r in rows], [r["ms_per_image"] for r in rows], "o-",
+                label=label)
+    positions = sorted({r["positions"] for r in sampling_rows})
+    ax.set_xticks(positions, [f"{int(p ** 0.5)}x{int(p ** 0.5)}" for p in positions])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("code grid")
     ax.set_ylabel("ms per image")

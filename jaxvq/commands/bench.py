@@ -7,7 +7,7 @@
                                          against the defaults
   jaxvq bench --config=... --peer="PYTHON ../shared/peers/torch_vqvae.py --batch 32"
   jaxvq bench --config=... --cpu_devices=2   the CPU as 2 devices, data parallel
-  jaxvq bench --config=configs/pixelcnn_NAME.py --sampling   the prior's samplers
+  jaxvq bench --config=configs/PRIOR_NAME.py --sampling   the prior's samplers
   jaxvq bench --config=... --search_chunk_sizes=-1,256   a VQ-VAE's step with the nearest-code
                                          search whole and in chunks of 256 codes, in turns
   jaxvq bench --config=... --input_pipeline --workers=0,1,2   the input pipeline's images/s
@@ -15,7 +15,9 @@
   jaxvq bench --config=... --sweep=num_codes=512,4096 [--sweep=image_size=32,64] --plot=F.png
                                          step time and memory as each key grows
   jaxvq bench --config=configs/pixelcnn_NAME.py --sampling --grids=7,16,32 --plot=F.png
-                                         sampling time as the code grid grows
+      [--also=configs/transformer_NAME.py,configs/maskgit_NAME.py --decode_steps=8,16]
+                                         sampling time as the code grid grows, per prior
+                                         and sampler
 
 Prints one JSON line per config: the model, backend, device kind and count,
 batch, compile seconds, the median step time over the timed steps, images/s,
@@ -84,6 +86,10 @@ def define_flags() -> None:
                     "prior's own grid, the row-cached sampler against the full-pass loop at "
                     "each of these G x G grids.")
   flags.DEFINE_string("plot", "", "With --sweep or --grids: also draw the rows into this PNG.")
+  flags.DEFINE_list("also", [], "With --sampling --grids: more prior configs, timed after "
+                    "--config's and drawn in the same plot.")
+  flags.DEFINE_list("decode_steps", [], "With --sampling --grids: the decoding steps at which a "
+                    "prior that decodes in parallel (MaskGIT) is timed (default: its own).")
 
 
 def model_configs() -> list:
@@ -115,11 +121,15 @@ def _growth(runs) -> None:
   if FLAGS.grids:
     if not FLAGS.sampling:
       raise ConfigError("--grids goes with --sampling (and a prior config)")
-    _check_prior(config)
-    for row in growth.sampling_growth(config, _integers(FLAGS.grids, "--grids"),
-                                      FLAGS.num_samples, FLAGS.rounds):
-      sampling_rows.append(row)
-      print(json.dumps(row), flush=True)
+    priors = [config] + [config_lib.load_file(path) for path in FLAGS.also]
+    for prior in priors:
+      _check_prior(prior)
+    for prior in priors:
+      for row in growth.sampling_growth(prior, _integers(FLAGS.grids, "--grids"),
+                                        FLAGS.num_samples, FLAGS.rounds,
+                                        _integers(FLAGS.decode_steps, "--decode_steps")):
+        sampling_rows.append(row)
+        print(json.dumps(row), flush=True)
   for row in growth.step_growth(config, [growth.parse_sweep(s) for s in FLAGS.sweep],
                                 FLAGS.steps, FLAGS.warmup):
     step_rows.append(row)

@@ -121,6 +121,12 @@ class Prior(Model):
     class `labels` [num] (class-conditional priors), with the prior's SAMPLE_OPTIONS."""
     raise NotImplementedError
 
+  def sequential_calls(self, how: str = "compiled_loop", **options) -> int:
+    """How many model calls one image's sampling makes one after another (its latency on an
+    accelerator): one per position for an autoregressive prior."""
+    del how, options
+    return self.num_positions
+
   def loss_nats(self, codes: jax.Array, labels, key: jax.Array, training: bool) -> jax.Array:
     """[B] nats that training minimises (per grid): -log p(codes | labels) by default."""
     del key, training

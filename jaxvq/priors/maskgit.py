@@ -136,6 +136,11 @@ class MaskGITPrior(Prior):
                               jnp.concatenate([labels, jnp.full_like(labels, self.null_class)]))
     return decoding.guided_logits(both[:tokens.shape[0]], both[tokens.shape[0]:], guidance)
 
+  def sequential_calls(self, how: str = "compiled_loop", steps: int = 0, **options) -> int:
+    """One forward pass per decoding step."""
+    del how, options
+    return steps or self.decoding_steps
+
   def sample(self, key: jax.Array, num: int, labels=None, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, guidance: float = 1.0,
              steps: int = 0) -> jax.Array:
