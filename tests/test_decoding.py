@@ -1,12 +1,92 @@
-"""The decoding ops of MaskGIT (jaxvq/ops/decoding.py): its training masks and decoding counts
-follow the cosine schedule, and its parallel decoder unmasks each position once, keeps what it
-unmasked and, at choice temperature 0, goes by confidence."""
+"""The decoding ops (jaxvq/ops/decoding.py) against NumPy references: top-k keeps exactly the
+k largest, top-p the smallest set of most likely codes reaching p (never none), and
+classifier-free guidance is the unconditional logits at 0 and the conditional ones at 1; MaskGIT's
+training masks and decoding counts follow the cosine schedule, and its parallel decoder unmasks
+each position once, keeps what it unmasked and, at choice temperature 0, goes by confidence."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxvq.ops import decoding
+
+
+def _logits(shape=(6, 20), seed=0):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32) * 2.0
+
+
+def _kept(filtered):
+  return np.asarray(filtered) > -1e29
+
+
+def _top_p_reference(logits, p):
+  """Per row: the most likely codes, in order, until their probabilities sum to >= p."""
+  keep = np.zeros(logits.shape, bool)
+  for row, values in enumerate(logits.astype(np.float64)):
+    probs = np.exp(values - values.max())
+    probs /= probs.sum()
+    total = 0.0
+    for index in np.argsort(-values):
+      keep[row, index] = True
+      total += probs[index]
+      if total >= p:
+        break
+  return keep
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 19])
+def test_top_k_keeps_exactly_the_k_largest(k):
+  logits = _logits()
+  kept = _kept(decoding.filter_top_k(jnp.asarray(logits), k))
+  reference = np.zeros_like(kept)
+  np.put_along_axis(reference, np.argsort(-logits, axis=-1)[:, :k], True, axis=-1)
+  np.testing.assert_array_equal(kept, reference)
+  assert (kept.sum(-1) == k).all()
+  np.testing.assert_array_equal(np.asarray(decoding.filter_top_k(jnp.asarray(logits), k))[kept],
+                                logits[kept])   # the kept logits are unchanged
+
+
+@pytest.mark.parametrize("k", [0, 20])
+def test_top_k_of_0_or_every_code_changes_nothing(k):
+  logits = _logits()
+  np.testing.assert_array_equal(decoding.filter_top_k(jnp.asarray(logits), k), logits)
+
+
+@pytest.mark.parametrize("p", [1e-4, 0.1, 0.3, 0.5, 0.8, 0.95, 0.999])
+def test_top_p_keeps_the_smallest_set_reaching_p(p):
+  logits = _logits(seed=1)
+  kept = _kept(decoding.filter_top_p(jnp.asarray(logits), p))
+  np.testing.assert_array_equal(kept, _top_p_reference(logits, p))
+  assert (kept.sum(-1) >= 1).all()
+  probs = np.asarray(jax.nn.softmax(logits.astype(np.float64), axis=-1))
+  assert ((probs * kept).sum(-1) >= p - 1e-6).all()
+
+
+def test_top_p_keeps_at_least_the_most_likely_code_and_1_keeps_all():
+  logits = _logits(seed=2)
+  kept = _kept(decoding.filter_top_p(jnp.asarray(logits), 1e-9))
+  np.testing.assert_array_equal(kept, logits == logits.max(-1, keepdims=True))
+  np.testing.assert_array_equal(decoding.filter_top_p(jnp.asarray(logits), 1.0), logits)
+
+
+def test_guidance_0_is_the_unconditional_logits_1_the_conditional_and_past_1_beyond():
+  conditional, unconditional = _logits(seed=3), _logits(seed=4)
+  guided = lambda s: np.asarray(decoding.guided_logits(conditional, unconditional, s))
+  np.testing.assert_array_equal(guided(0.0), unconditional)
+  np.testing.assert_allclose(guided(1.0), conditional, atol=1e-6)
+  np.testing.assert_allclose(guided(3.0), unconditional + 3 * (conditional - unconditional),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_sample_logits_draws_only_kept_codes_and_top_k_1_is_the_argmax():
+  logits = jnp.asarray(_logits((4, 20), seed=5))
+  keys = jax.random.split(jax.random.key(0), 200)
+  draws = jax.vmap(lambda key: decoding.sample_logits(key, logits, 0.7, 5, 0.8))(keys)
+  kept = _kept(decoding.filter_top_p(decoding.filter_top_k(logits / 0.7, 5), 0.8))
+  assert np.take_along_axis(kept[None].repeat(200, 0), np.asarray(draws)[..., None], -1).all()
+  greedy = decoding.sample_logits(jax.random.key(1), logits, 1.3, top_k=1)
+  np.testing.assert_array_equal(greedy, np.argmax(np.asarray(logits), axis=-1))
+  assert greedy.dtype == jnp.int32
 
 
 # ----------------------------------------------------------------------------- MaskGIT
