@@ -99,10 +99,7 @@ class PixelCNNPrior(Prior):
   SAMPLERS = {"compiled_loop": "sample", "compiled_loop_without_cache": "sample_without_cache"}
 
   def __init__(self, cfg, grid_shape, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    if dtype != jnp.float32:
-      raise ConfigError(f"the PixelCNN prior computes in float32 only; got "
-                        f"dtype={jnp.dtype(dtype).name}")
-    super().__init__(cfg, grid_shape)
+    super().__init__(cfg, grid_shape, dtype)
     c = cfg.channels
     self.embed = nnx.Embed(cfg.num_codes, c, rngs=rngs)
     self.kernel_size = cfg.kernel_size

@@ -22,7 +22,7 @@ from jaxvq.errors import ConfigError, SampleError
 from jaxvq.nets.transformer import Transformer
 from jaxvq.ops.decoding import guided_logits, sample_logits
 from jaxvq.ops.reduce import per_example_sum
-from jaxvq.priors.base import PRIOR_FIELDS, Prior
+from jaxvq.priors.base import LABEL_DROPOUT_FIELD, PRIOR_FIELDS, Prior
 from jaxvq.schema import Field
 
 
@@ -40,21 +40,16 @@ class TransformerPrior(Prior):
       "dim": Field(128, "width of the transformer (divisible by heads)", minimum=1),
       "depth": Field(4, "transformer blocks", minimum=1),
       "heads": Field(4, "attention heads", minimum=1),
-      "label_dropout": Field(0.0, "the rate at which training replaces the class by 'no class' "
-                             "(classifier-free guidance needs it above 0)", minimum=0.0,
-                             below=1.0),
+      "label_dropout": LABEL_DROPOUT_FIELD,
       **PRIOR_FIELDS,
   }
   SAMPLERS = {"compiled_loop": "sample", "compiled_loop_without_cache": "sample_without_cache"}
   SAMPLE_OPTIONS = ("top_k", "top_p", "guidance")
 
   def __init__(self, cfg, grid_shape, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    if dtype != jnp.float32:
-      raise ConfigError(f"the transformer prior computes in float32 only; got "
-                        f"dtype={jnp.dtype(dtype).name}")
     if cfg.dim % cfg.heads:
       raise ConfigError(f"model.dim {cfg.dim} must be divisible by model.heads {cfg.heads}")
-    super().__init__(cfg, grid_shape)
+    super().__init__(cfg, grid_shape, dtype)
     dim = cfg.dim
     self.embed = nnx.Embed(self.num_codes, dim, rngs=rngs)
     init = nnx.initializers.normal(0.02)
@@ -65,11 +60,6 @@ class TransformerPrior(Prior):
     self.position = nnx.Param(init(rngs.params(), (self.num_positions, dim)))
     self.transformer = Transformer(dim, cfg.depth, cfg.heads, rngs=rngs)
     self.head = nnx.Linear(dim, self.num_codes, rngs=rngs)
-
-  @property
-  def null_class(self) -> int:
-    """The label of "no class" (the unconditional start token)."""
-    return self.num_classes
 
   def start_tokens(self, labels, batch: int) -> jax.Array:
     """[B, D]: the class's embedding (class-conditional), else the one learned start vector."""
@@ -92,10 +82,8 @@ class TransformerPrior(Prior):
 
   def loss_nats(self, codes: jax.Array, labels, key: jax.Array, training: bool) -> jax.Array:
     """-log p(codes | label); in training each label becomes "no class" at label_dropout."""
-    if training and self.label_dropout:
-      labels = self.labels_or_default(labels, codes.shape[0])
-      dropped = jax.random.bernoulli(key, self.label_dropout, labels.shape)
-      labels = jnp.where(dropped, self.null_class, labels)
+    if training:
+      labels = self.drop_labels(labels, codes.shape[0], key)
     return self.code_nll(codes, labels)
 
   def _batch_labels(self, labels, num: int, guidance: float):

@@ -21,6 +21,21 @@ def on_multihost_tpu() -> bool:
 
 AUTO_MIN_BATCH_PER_DEVICE = 8   # below this a device's share is too small to keep a core busy
 
+# How long a CPU device waits in a collective for the others before XLA aborts the process
+# (its default, 40 s, is exceeded when more programs than cores share the machine: a run was
+# killed so while another trained beside it on 2 cores).
+CPU_COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_terminate_timeout_seconds=1800",
+                                "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300")
+
+
+def patient_cpu_collectives() -> None:
+  """Adds CPU_COLLECTIVE_TIMEOUT_FLAGS to XLA_FLAGS (unless they are set there); must run
+  before JAX first touches a device."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  added = [f for f in CPU_COLLECTIVE_TIMEOUT_FLAGS if f.split("=")[0] not in flags]
+  if added:
+    os.environ["XLA_FLAGS"] = " ".join([flags] + added).strip()
+
 
 def cpu_devices_for(batch_size: int, cores: int) -> int:
   """The CPU layout `--cpu_devices=0` picks: one device per core when the batch divides among
@@ -47,6 +62,7 @@ def use_cpu_devices(count: int, batch_size: int = 0, several_processes: bool = F
   """
   if count < 0:
     raise ConfigError(f"--cpu_devices must be 0 (automatic) or a device count, got {count}")
+  patient_cpu_collectives()
   if count == 0:
     if several_processes or "xla_force_host_platform_device_count" in os.environ.get(
         "XLA_FLAGS", ""):
