@@ -61,19 +61,21 @@ def step_growth(config, sweeps, steps: int, warmup: int):
       gc.collect()   # the largest values' buffers go before the next one compiles
 
 
-def sampling_growth(config, grids, num_samples: int, repeats: int = 3, steps=()):
+def sampling_growth(config, grids, num_samples: int, repeats: int = 3, steps=(), samplers=()):
   """Yields, per grid size g and per compiled sampler of the prior (and, for a prior that
   decodes in parallel, per number of `steps`), its time per image on a g x g grid (random
   parameters: the cost does not depend on them) and the sequential model calls per image.
 
   The speed-up of each prior's default sampler over its others (the PixelCNN's row cache,
-  the transformer's KV cache against a full pass per position) is in `speedup`."""
+  the transformer's KV cache against a full pass per position) is in `speedup`; `samplers`
+  keeps only those named (default: all)."""
   for grid in grids:
     exp = setup(config, step_lib.random_dataset(config, grid=grid, use_saved_codes=False))
     state, key = exp.initial_state, jax.random.key(0)
     prior = exp.model(state)
     labels = sample_labels(prior, num_samples)
-    variants = [(how, {}) for how in sampler_names(prior) if how != PYTHON_LOOP]
+    variants = [(how, {}) for how in sampler_names(prior)
+                if how != PYTHON_LOOP and (not samplers or how in samplers)]
     if "steps" in prior.SAMPLE_OPTIONS:
       variants = [(how, {"steps": s}) for how, _ in variants
                   for s in (steps or [prior.sequential_calls()])]

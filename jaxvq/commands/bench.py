@@ -88,6 +88,8 @@ def define_flags() -> None:
   flags.DEFINE_string("plot", "", "With --sweep or --grids: also draw the rows into this PNG.")
   flags.DEFINE_list("also", [], "With --sampling --grids: more prior configs, timed after "
                     "--config's and drawn in the same plot.")
+  flags.DEFINE_list("samplers", [], "With --sampling --grids: only these samplers (e.g. "
+                    "compiled_loop; default: each prior's every compiled sampler).")
   flags.DEFINE_list("decode_steps", [], "With --sampling --grids: the decoding steps at which a "
                     "prior that decodes in parallel (MaskGIT) is timed (default: its own).")
 
@@ -127,7 +129,8 @@ def _growth(runs) -> None:
     for prior in priors:
       for row in growth.sampling_growth(prior, _integers(FLAGS.grids, "--grids"),
                                         FLAGS.num_samples, FLAGS.rounds,
-                                        _integers(FLAGS.decode_steps, "--decode_steps")):
+                                        _integers(FLAGS.decode_steps, "--decode_steps"),
+                                        FLAGS.samplers):
         sampling_rows.append(row)
         print(json.dumps(row), flush=True)
   for row in growth.step_growth(config, [growth.parse_sweep(s) for s in FLAGS.sweep],
