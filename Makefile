@@ -6,7 +6,7 @@ DEMO_WORKDIR ?= workdirs/vqvae_fashion_mnist
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install data demo test clean
+.PHONY: install data demo test test-fast clean
 
 install: $(VENV)/.installed data
 
@@ -32,6 +32,10 @@ demo: install
 
 test: install
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n auto tests
+
+# The same, without the tests marked slow (whole training runs, subprocesses): a few minutes.
+test-fast: install
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n auto -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache jaxvq.egg-info

@@ -26,6 +26,7 @@ def _bench(*args):
   return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow
 def test_all_runs_every_model_config_without_its_dataset():
   rows = _bench("--all", "--max_batch=2")
   assert [r["config"] for r in rows] == [os.path.relpath(p, REPO) for p in bench.model_configs()]
@@ -38,6 +39,7 @@ def test_all_runs_every_model_config_without_its_dataset():
     assert 0 < row["fraction_of_matmul_peak"] < 1.5
 
 
+@pytest.mark.slow
 def test_layers_profile_each_conv_and_peer_runs_in_turns():
   peer = f"{sys.executable} -c 'print(\"{{\\\"images_per_s\\\": 123.0}}\")'"
   rows = _bench("--config=configs/tiny.py", "--layers", "--formulations", f"--peer={peer}",
@@ -65,6 +67,7 @@ def test_layers_profile_each_conv_and_peer_runs_in_turns():
   assert len(differences) == 2 * 2 + 3 + 2 and max(differences) < 1e-4, formulations
 
 
+@pytest.mark.slow
 def test_cpu_devices_splits_the_cpu_and_each_device_runs_its_share():
   one, = _bench("--config=configs/tiny.py", "--config.num_devices=0", "--cpu_devices=1")
   two, = _bench("--config=configs/tiny.py", "--config.num_devices=0", "--cpu_devices=2")
@@ -100,6 +103,7 @@ def test_automatic_cpu_layout_leaves_an_explicit_xla_flag_and_several_processes_
   assert distributed.use_cpu_devices(3, 64) == 3 and calls[-1] == ("jax_num_cpu_devices", 3)
 
 
+@pytest.mark.slow
 def test_sweep_rows_grow_with_the_codebook_and_the_plot_is_drawn(tiny, tmp_path):
   config = tiny("vqvae")
   sweeps = [growth.parse_sweep("num_codes=16,256"), growth.parse_sweep("image_size=28,56")]

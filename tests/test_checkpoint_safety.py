@@ -205,6 +205,7 @@ main([sys.argv[0], "train"] + sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_others(run_copy):
   _, workdir = run_copy
   _without_last_checkpoint(workdir)
@@ -246,6 +247,7 @@ def test_a_full_disk_while_writing_metrics_is_one_line_and_keeps_the_checkpoints
   assert _file_hashes(_checkpoints(workdir)) == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_current_step_exits_130_and_the_rerun_resumes(tiny_config, tmp_path,
                                                                       capsys):
   run = dict(RUN, num_train_steps=1000, checkpoint_every_steps=5, log_every_steps=5,

@@ -312,6 +312,7 @@ def _train(workdir, **overrides):
   return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_dataset, match", [
     (lambda tmp: _npz(tmp, x_train=RNG.normal(size=(64, 8, 8)), x_test=_noise((16, 8, 8))),
      "error: array 'x_train' in .*data.npz holds floats from -"),

@@ -41,6 +41,7 @@ def _mock_tfds():
           mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True)]
 
 
+@pytest.mark.slow
 def test_cifar10_code_path_through_mocked_tfds(tiny_config, tmp_path):
   mocks = _mock_tfds()
   with mocks[0], mocks[1]:

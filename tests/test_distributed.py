@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from jaxvq.train import load_run, train_and_evaluate
 from jaxvq.train.metrics_writer import read_rows
@@ -26,6 +27,7 @@ def _rows(workdir):
   return read_rows(str(workdir))
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process_on_the_same_global_batch(tiny_config, tmp_path):
   tiny_config.update(RUN)
   tiny_config.model.quantizer.codebook_update = "ema"   # its statistics must agree too

@@ -51,6 +51,7 @@ def photo_folder(tmp_path_factory):
   return str(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, grid", [("vqvae_imagenet128", 32), ("vqvae_f8_256", 32)])
 def test_imagenet_scale_vqvae_trains_on_a_folder_of_real_photos(name, grid, photo_folder,
                                                                  tmp_path):
@@ -64,6 +65,7 @@ def test_imagenet_scale_vqvae_trains_on_a_folder_of_real_photos(name, grid, phot
   assert codes.shape[1:] == (grid, grid) and codes.max() < config.model.quantizer.num_codes
 
 
+@pytest.mark.slow
 def test_imagenet128_and_its_prior_through_mocked_tfds_imagenet(tmp_path):
   vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
   with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE), \

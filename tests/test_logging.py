@@ -5,6 +5,7 @@ import struct
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 from tensorboardX.proto import event_pb2
 
@@ -29,6 +30,7 @@ def _events(workdir):
   return events
 
 
+@pytest.mark.slow
 def test_tensorboard_has_every_metric_and_the_images_and_a_resume_purges(tiny_config, tmp_path):
   tiny_config.update(num_train_steps=10, log_every_steps=5, eval_every_steps=10,
                      checkpoint_every_steps=5)
@@ -46,6 +48,7 @@ def test_tensorboard_has_every_metric_and_the_images_and_a_resume_purges(tiny_co
   assert 11 in starts
 
 
+@pytest.mark.slow
 def test_plot_overlays_runs_and_explains_a_missing_workdir(tiny_config, tmp_path):
   tiny_config.update(num_train_steps=10, log_every_steps=5, eval_every_steps=5)
   for name in ("a", "b"):

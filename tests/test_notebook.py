@@ -3,12 +3,14 @@ import json
 import os
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "notebooks", "jaxvq_colab.ipynb")
 
 
+@pytest.mark.slow
 def test_colab_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
   monkeypatch.setenv("JAXVQ_SMOKE", "1")
   monkeypatch.setenv("JAXVQ_WORKDIR", str(tmp_path))

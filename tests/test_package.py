@@ -50,6 +50,7 @@ print(json.dumps({"all": jaxvq.__all__, "usage": metrics["codebook_usage"],
 """
 
 
+@pytest.mark.slow
 def test_the_installed_package_trains_and_samples_from_outside_the_repository(tmp_path):
   site = tmp_path / "site"
   install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
@@ -98,6 +99,7 @@ def _old_workdirs(tmp_path):
   return root
 
 
+@pytest.mark.slow
 def test_workdirs_of_jaxvq_0_1_resume_and_sample(tmp_path):
   root = _old_workdirs(tmp_path)
   old = json.loads((root / "vqvae" / "config.json").read_text())

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxvq.train import load_run, train_and_evaluate
 from jaxvq.train.metrics_writer import read_rows
@@ -12,6 +13,7 @@ def _train(config, workdir):
   return read_rows(workdir)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_lowers_the_loss_and_picks_the_float32_codes(tiny_config, experiment,
                                                                        tmp_path):
   tiny_config.update(num_train_steps=60, log_every_steps=20, eval_every_steps=60,

@@ -160,6 +160,7 @@ def run_quality(*flags):
                         capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_class_accuracy_of_the_test_split_is_the_classifiers_evaluation(feature_workdir):
   done = run_quality(f"--features={feature_workdir}", "--images=dataset:fashion_mnist:test")
   assert done.returncode == 0, done.stderr
@@ -173,6 +174,7 @@ def test_class_accuracy_of_the_test_split_is_the_classifiers_evaluation(feature_
   assert "| dataset:fashion_mnist:test | 10000 |" in done.stdout
 
 
+@pytest.mark.slow
 def test_refuses_too_few_images_and_other_shapes(feature_workdir):
   done = run_quality(f"--features={feature_workdir}", "--images=dataset:fashion_mnist:test",
                      "--num_images=10")

@@ -208,6 +208,7 @@ def _with_quantizer(config, keys):
   return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(QUANTIZERS))
 def test_each_quantizer_under_the_8_device_step_equals_one_device(tiny_config,
                                                                  assert_devices_agree, variant):
@@ -217,6 +218,7 @@ def test_each_quantizer_under_the_8_device_step_equals_one_device(tiny_config,
   assert_devices_agree(_with_quantizer(tiny_config, QUANTIZERS[variant]), num_steps=2, atol=atol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(QUANTIZERS))
 def test_bfloat16_nets_keep_each_quantizers_math_in_float32(tiny_config, variant):
   _with_quantizer(tiny_config, QUANTIZERS[variant])
@@ -238,6 +240,7 @@ def test_bfloat16_nets_keep_each_quantizers_math_in_float32(tiny_config, variant
   np.testing.assert_allclose(model32.decode_from_indices(indices), full.reconstruction, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_prior_refuses_residual_codes(tiny_config, tmp_path):
   from jaxvq.tokens.runs import encode_codes  # pylint: disable=g-import-not-at-top
   from jaxvq.train import train_and_evaluate  # pylint: disable=g-import-not-at-top

@@ -272,6 +272,7 @@ def test_bad_downsampling_is_refused_at_setup(tiny, experiment):
     config_lib.check(config)
 
 
+@pytest.mark.slow
 def test_a_deeper_vqvae_with_a_chunked_search_trains(tiny, tmp_path):
   from jaxvq.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   config = tiny("vqvae")
@@ -286,6 +287,7 @@ def test_a_deeper_vqvae_with_a_chunked_search_trains(tiny, tmp_path):
 
 # ------------------------------------------------------------------ bench
 
+@pytest.mark.slow
 def test_bench_rows_have_xla_memory_and_compare_search_chunks_in_turns(tiny):
   config = tiny("vqvae")
   rows = formulations.search_chunk_profile(config, [-1, 5], steps=1, warmup=1, rounds=2)

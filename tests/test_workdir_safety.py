@@ -89,6 +89,7 @@ def test_a_bad_config_value_is_refused_before_overwrite_deletes_anything(trained
   assert snapshot(trained) == before
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_a_bad_value_in_one_line_and_keeps_the_old_run(trained):
   before = snapshot(trained)
   result = _run_cli("train.py", "--config=configs/tiny.py", f"--workdir={trained}",
@@ -246,6 +247,7 @@ def test_a_second_trainer_is_refused_at_once_naming_the_first(trained, tiny_conf
   assert snapshot(trained) == before
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_killed_process_is_released(trained):
   holder = subprocess.Popen(
       [sys.executable, "-c", "import sys, time\nfrom jaxvq.train import workdir\n"
@@ -293,6 +295,7 @@ def _refuses_another_checkpoint_of_its_step(tmp_path, vq_dir, prior_dir):
     path.write_text(text)
 
 
+@pytest.mark.slow
 def test_a_prior_refuses_a_retrained_vqvae_of_the_same_steps(tiny_config, tmp_path):
   from jaxvq.data import datasets  # pylint: disable=g-import-not-at-top
   fashion = datasets.load("fashion_mnist")   # a small part of it, quick to encode
@@ -371,6 +374,7 @@ def test_a_damaged_record_or_codes_file_is_one_line_naming_it(tiny_config, tmp_p
 
 # --------------------------------------------------------------------- sample --output
 
+@pytest.mark.slow
 def test_sample_output_is_checked_before_sampling(tmp_path):
   (tmp_path / "out").mkdir()
   assert sampling.output_path(str(tmp_path / "out")) == str(tmp_path / "out" / "samples.png")

@@ -1,3 +1,6 @@
+"""The gated PixelCNN prior (jaxvq/priors/pixelcnn.py): causal with no blind spot, its samplers
+deterministic and equal, its refusals; and the whole pipeline, images -> VQ-VAE -> codes ->
+prior -> `jaxvq sample`, on real Fashion-MNIST."""
 import os
 import re
 import subprocess
@@ -46,6 +49,7 @@ def test_prior_logits_depend_only_on_earlier_positions_and_see_no_blind_spot(tin
             assert dependence[i, j, i - 1, jj] > 0, f"{(i, j)} misses {(i - 1, jj)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_compiled_sampling_is_deterministic_and_equals_the_python_loop(tiny, kernel_size):
   config = _prior_config(tiny, 3)

@@ -1,3 +1,5 @@
+"""jaxvq/ops/vq.py, the nearest-code quantizer: against a NumPy nearest neighbour, its
+straight-through gradient, which loss moves what, perplexity, usage counts, first argmin."""
 import jax
 import jax.numpy as jnp
 import numpy as np
