@@ -100,3 +100,25 @@ def trained_prior(trained_vqvae, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("trained_prior") / "run")
   final = jaxvq.train_and_evaluate(config, workdir)
   return types.SimpleNamespace(workdir=workdir, final=final, vqvae=trained_vqvae)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def xla_compilation_cache(tmp_path_factory):
+  """One XLA compilation cache per test process (each pytest-xdist worker its own folder, under
+  pytest's temporary directory): the many tests that build the same tiny model compile its
+  programs once. The tests' subprocesses compile for themselves. JAXVQ_TEST_XLA_CACHE=0 turns
+  it off."""
+  if os.environ.get("JAXVQ_TEST_XLA_CACHE", "1") == "0":
+    yield None
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.mktemp("xla_cache"))
+  options = {"jax_compilation_cache_dir": path,
+             "jax_persistent_cache_min_compile_time_secs": 0.2,
+             "jax_persistent_cache_min_entry_size_bytes": 0}
+  saved = {name: getattr(jax.config, name) for name in options}
+  for name, value in options.items():
+    jax.config.update(name, value)
+  yield path
+  for name, value in saved.items():
+    jax.config.update(name, value)

@@ -54,6 +54,7 @@ def test_mse_vqvae_has_no_likelihood_terms(tiny):
                              + out.internals.loss, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_likelihood_gradient_reaches_the_encoder_through_the_straight_through_path(tiny):
   model = _likelihood_vqvae(tiny)
   x = jax.random.randint(jax.random.key(0), (4, 8, 8, 1), 0, 256) / 255.0
@@ -72,6 +73,7 @@ def test_bound_bits_per_dim_is_the_parts_in_bits_over_the_dimensions():
                              (np.array([802.0, 952.0]) / np.log(2)) / 784, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bound_over_the_test_images_is_the_prior_s_and_the_decoder_s_evaluations(
     tiny_config, tmp_path):
   vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
@@ -105,15 +107,8 @@ def test_bound_over_the_test_images_is_the_prior_s_and_the_decoder_s_evaluations
   np.testing.assert_allclose(printed["bits_per_dim"], bound["bits_per_dim"], rtol=1e-5)
 
 
-def test_bound_refuses_a_vqvae_trained_with_the_mse(tiny_config, tmp_path):
-  vqvae_dir, prior_dir = str(tmp_path / "vqvae"), str(tmp_path / "prior")
-  tiny_config.num_train_steps = 10
-  train_and_evaluate(tiny_config, vqvae_dir)
-  encode_codes(vqvae_dir)
-  from configs import tiny  # pylint: disable=g-import-not-at-top
-  prior_config = tiny.get_config("pixelcnn")
-  prior_config.dataset = f"codes:{vqvae_dir}"
-  prior_config.num_train_steps = 10
-  train_and_evaluate(prior_config, prior_dir)
+@pytest.mark.slow
+def test_bound_refuses_a_vqvae_trained_with_the_mse(trained_prior):
+  # The session's prior (tests/conftest.py), on the codes of the tiny VQ-VAE: likelihood='mse'.
   with pytest.raises(likelihood_bound.BoundError, match="likelihood='mse'"):
-    likelihood_bound.nll_bound(prior_dir, num_examples=100)
+    likelihood_bound.nll_bound(trained_prior.workdir, num_examples=100)

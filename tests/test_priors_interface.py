@@ -36,22 +36,19 @@ class PositionMarginals(Prior):
 
 
 @pytest.fixture(scope="module")
-def trained_prior(tmp_path_factory):
-  """A tiny VQ-VAE on Fashion-MNIST, its codes, and the test's prior trained on them."""
-  from configs import tiny  # pylint: disable=g-import-not-at-top
+def trained_prior(trained_vqvae, tmp_path_factory):
+  """The session's tiny VQ-VAE on Fashion-MNIST and its codes (tests/conftest.py), and the
+  test's prior trained on them."""
   root = tmp_path_factory.mktemp("interface")
-  vqvae = tiny.get_config("vqvae")
-  vqvae.num_train_steps = 10
-  jaxvq.train_and_evaluate(vqvae, str(root / "vqvae"))
-  jaxvq.encode_codes(str(root / "vqvae"))
   config = jaxvq.get_config("test_position_marginals")
-  config.update(dataset=f"codes:{root / 'vqvae'}", batch_size=64, num_train_steps=30,
+  config.update(dataset=f"codes:{trained_vqvae.workdir}", batch_size=64, num_train_steps=30,
                 learning_rate=0.05, log_every_steps=10, eval_every_steps=30,
                 checkpoint_every_steps=30, num_eval_examples=500, num_devices=1)
   final = jaxvq.train_and_evaluate(config, str(root / "prior"))
   return root, final
 
 
+@pytest.mark.slow
 def test_a_prior_defined_in_a_test_trains_through_the_loop(trained_prior):
   root, final = trained_prior
   assert 0 < final["bits_per_code"] < np.log2(16)   # it learned the codes' marginals
@@ -66,6 +63,7 @@ def test_a_prior_defined_in_a_test_trains_through_the_loop(trained_prior):
   np.testing.assert_allclose(final["bits_per_code"], by_hand / np.log(2), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_prior_defined_in_a_test_samples_and_is_measured_through_the_public_api(
     trained_prior):
   root, _ = trained_prior

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def _wait_for(predicate, process, timeout=120) -> bool:
   return True
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_run(tiny_config, tmp_path,
                                                                      capsys):
   reference, reference_dir = _reference_run(tiny_config, tmp_path, **KILL_RUN)
@@ -95,6 +97,7 @@ def test_sigkill_at_random_moments_resumes_to_the_uninterrupted_run(tiny_config,
   _assert_same_run(reference, reference_dir, workdir, KILL_RUN["num_train_steps"])
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_current_step_then_exits(tiny_config, tmp_path):
   run = dict(KILL_RUN, checkpoint_every_steps=1000, num_train_steps=400, eval_every_steps=200,
              log_every_steps=10)
@@ -140,16 +143,16 @@ def test_an_update_that_breaks_the_parameters_is_never_saved(tiny, tmp_path):
   assert checkpoint.latest_step(str(tmp_path / "checkpoints")) is None
 
 
-def test_two_runs_with_one_seed_give_identical_metrics_and_parameters(tiny_config, tmp_path):
-  tiny_config.num_train_steps = 10
-  train_and_evaluate(tiny_config, str(tmp_path / "a"))   # in this process
-  done = subprocess.run(_command(tmp_path / "b", num_train_steps=10), cwd=REPO,  # in another
+@pytest.mark.slow
+def test_two_runs_with_one_seed_give_identical_metrics_and_parameters(trained_vqvae, tmp_path):
+  a = trained_vqvae.workdir   # configs/tiny.py, 20 steps, trained in this process (conftest.py)
+  done = subprocess.run(_command(tmp_path / "b"), cwd=REPO,  # the same config, in another
                         capture_output=True, text=True)
   assert done.returncode == 0, done.stderr
   strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "images_per_sec"}
                         for r in rows]
-  assert strip(_lines(tmp_path / "a")) == strip(_lines(tmp_path / "b"))
-  a, b = (load_run(str(tmp_path / name), 10).state for name in ("a", "b"))
+  assert strip(_lines(a)) == strip(_lines(tmp_path / "b"))
+  a, b = (load_run(str(path), 20).state for path in (a, tmp_path / "b"))
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -165,6 +168,7 @@ def _cli_error(args, workdir):
   return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--config=configs/tiny.py", "--config.no_such_key=1"], "the config has no key 'no_such_key'"),
     (["--config=configs/tiny.py", "--config.model.nope=1"], "the config has no key 'model.nope'"),
@@ -180,6 +184,7 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path, args, message):
   assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_traceback(tmp_path):
   done = subprocess.run([sys.executable, "train.py", f"--workdir={tmp_path}", "--verbose",
                          "--config=configs/tiny.py", "--config.model.embedding_dim=0"],
@@ -213,6 +218,7 @@ def test_bad_configs_are_user_errors_that_write_nothing(tiny_config, tmp_path, o
   assert not os.path.exists(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_workdir_of_another_config_is_refused_unless_overwrite(tiny, tiny_config, tmp_path):
   tiny_config.num_train_steps = 4
   train_and_evaluate(tiny_config, str(tmp_path))
@@ -234,22 +240,29 @@ def test_a_workdir_of_another_config_is_refused_unless_overwrite(tiny, tiny_conf
   assert rows[0]["step"] == 5 and json.load(open(tmp_path / "config.json"))["learning_rate"] == 0.1
 
 
-def test_a_checkpoint_of_another_architecture_is_refused(tiny_config, tmp_path):
-  tiny_config.num_train_steps = 2
-  train_and_evaluate(tiny_config, str(tmp_path))
-  saved = json.load(open(tmp_path / "config.json"))   # as if jaxvq's architecture had changed
+@pytest.mark.slow
+def test_a_checkpoint_of_another_architecture_is_refused(tiny_config, trained_vqvae, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained_vqvae.workdir, workdir)   # the session's run of tiny_config
+  saved = json.load(open(workdir / "config.json"))   # as if jaxvq's architecture had changed
   saved["model"]["hidden"] = tiny_config.model.hidden = 8
-  json.dump(saved, open(tmp_path / "config.json", "w"))
+  json.dump(saved, open(workdir / "config.json", "w"))
   with pytest.raises(errors.RunError, match="does not fit this model"):
-    train_and_evaluate(tiny_config, str(tmp_path))
+    train_and_evaluate(tiny_config, str(workdir))
   with pytest.raises(errors.RunError, match="does not fit this model"):
-    load_run(str(tmp_path))
+    load_run(str(workdir))
 
 
+@pytest.mark.slow
 def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny, tiny_config, tmp_path):
   from configs import pixelcnn_fashion_mnist  # pylint: disable=g-import-not-at-top
+  from jaxvq.data import datasets  # pylint: disable=g-import-not-at-top
+  fashion = datasets.load("fashion_mnist")   # a small part of it, quick to encode (3 times)
+  np.savez(tmp_path / "small.npz", x_train=fashion.train.array[:256],
+           x_test=fashion.test.array[:64])
+  small = dict(dataset=f"npz:{tmp_path}/small.npz", num_eval_examples=0)
   autoencoder = tiny("autoencoder")
-  autoencoder.num_train_steps = 2
+  autoencoder.update(small, num_train_steps=2)
   train_and_evaluate(autoencoder, str(tmp_path / "ae"))
   prior = pixelcnn_fashion_mnist.get_config()
   prior.dataset = f"codes:{tmp_path / 'ae'}"
@@ -259,12 +272,12 @@ def test_a_prior_needs_a_vqvae_and_its_codes_k(tiny, tiny_config, tmp_path):
     encode_codes(str(tmp_path / "ae"))
   assert not os.path.exists(tmp_path / "prior")
   # A prior trained on K=16 codes, whose VQ-VAE was then retrained with K=8 and re-encoded.
-  tiny_config.num_train_steps = 2
+  tiny_config.update(small, num_train_steps=2)
   train_and_evaluate(tiny_config, str(tmp_path / "vq"))
   encode_codes(str(tmp_path / "vq"))
   prior.update(dataset=f"codes:{tmp_path / 'vq'}", num_train_steps=2, batch_size=16,
                num_eval_examples=32)
-  prior.model.update(channels=8, num_layers=2, head_channels=8)
+  prior.model.update(channels=8, num_layers=2, head_channels=8, class_conditional=False)
   train_and_evaluate(prior, str(tmp_path / "prior"))
   # The VQ-VAE trained further and its codes re-encoded: the prior no longer matches them.
   tiny_config.num_train_steps = 4

@@ -26,6 +26,7 @@ def _rows(workdir, split):
   return read_rows(str(workdir), split)
 
 
+@pytest.mark.slow
 def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_path):
   tiny_config.num_devices = 0   # all 8 devices: the batch and the padded test batches split
   tiny_config.num_train_steps = 60
@@ -43,6 +44,7 @@ def test_short_vqvae_training_on_fashion_mnist_lowers_the_loss(tiny_config, tmp_
   assert os.path.exists(tmp_path / "images" / "reconstructions_000060.png")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,architecture,dataset", [
     ("autoencoder", "conv", "mnist"), ("vae", "mlp", "binarized_mnist"),
     ("vae", "conv_vector", "binarized_mnist"), ("vae", "conv", "fashion_mnist")])
@@ -65,10 +67,9 @@ def test_ae_and_vae_train_end_to_end_and_write_samples(tiny, tmp_path, name, arc
     assert 0 < final["neg_elbo"] < 784 * np.log(2) * 1.5
 
 
-def test_resume_after_checkpoint_gives_the_identical_state(tiny_config, tmp_path):
-  tiny_config.num_train_steps = 20
-  straight = str(tmp_path / "straight")
-  train_and_evaluate(tiny_config, straight)
+@pytest.mark.slow
+def test_resume_after_checkpoint_gives_the_identical_state(tiny_config, trained_vqvae, tmp_path):
+  straight = trained_vqvae.workdir   # tiny_config's 20 steps, straight (tests/conftest.py)
   resumed = str(tmp_path / "resumed")
   tiny_config.num_train_steps = 10
   train_and_evaluate(tiny_config, resumed)
@@ -91,6 +92,7 @@ def test_data_order_is_a_function_of_seed_and_step():
       [batches.train_indices(100, 10, 3, s) for s in range(10, 20)]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codebook_update", ["gradient", "ema"])
 def test_eight_device_sharded_step_equals_one_device_step(tiny_config, assert_devices_agree,
                                                           codebook_update):
@@ -109,6 +111,7 @@ def _vqvae(tiny_config):
   return build_model(tiny_config.model, (28, 28, 1), data_variance=0.1, seed=0)
 
 
+@pytest.mark.slow
 def test_vqvae_codebook_gets_gradient_only_from_the_codebook_loss(tiny_config):
   model = _vqvae(tiny_config)
   graphdef, params = nnx.split(model)
@@ -144,8 +147,17 @@ def test_tokenizer_round_trip(tiny_config):
   np.testing.assert_allclose(model.decode_from_indices(indices), out.reconstruction, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(REPO, "configs"))
-                                        if f.endswith(".py") and not f.startswith("_")))
+def _config_names():
+  """Every config file; the priors over the large code grids of CIFAR-10 and ImageNet (slow to
+  trace) marked slow."""
+  names = sorted(f for f in os.listdir(os.path.join(REPO, "configs"))
+                 if f.endswith(".py") and not f.startswith("_"))
+  large_prior = lambda f: not f.startswith(("vqvae", "vae", "ae_")) and (
+      "imagenet" in f or "cifar" in f)
+  return [pytest.param(f, marks=pytest.mark.slow) if large_prior(f) else f for f in names]
+
+
+@pytest.mark.parametrize("name", _config_names())
 def test_every_config_loads_and_builds_its_model(name):
   config = config_lib.load_file(os.path.join(REPO, "configs", name))
   cifar, imagenet = "cifar" in config.dataset, "imagenet" in config.dataset
@@ -166,6 +178,7 @@ def test_every_config_loads_and_builds_its_model(name):
     assert out.reconstruction.shape == (2,) + shape
 
 
+@pytest.mark.slow
 def test_command_line_trains_and_resumes(tmp_path):
   cmd = [sys.executable, "train.py", "--config=configs/tiny.py", f"--workdir={tmp_path}",
          "--config.num_train_steps=4", "--config.eval_every_steps=4", "--config.log_every_steps=2",
