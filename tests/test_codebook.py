@@ -91,6 +91,7 @@ def test_vqvae_training_step_restarts_a_deliberately_dead_code(tiny_config, upda
     np.testing.assert_allclose(book.embed_sum[...][dead], book.vectors[...][dead], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_ema_codebook_takes_no_gradient_and_evaluation_leaves_its_state_untouched(tiny_config,
                                                                                   experiment):
   config = _vqvae_config(tiny_config, "ema")

@@ -25,6 +25,7 @@ def _likelihood_vqvae(tiny):
   return build_model(cfg, (8, 8, 1), data_variance=0.1, seed=0)
 
 
+@pytest.mark.slow
 def test_vqvae_loss_is_the_discretized_gaussian_nll_per_dimension(tiny):
   model = _likelihood_vqvae(tiny)
   x = jax.random.randint(jax.random.key(0), (4, 8, 8, 1), 0, 256) / 255.0

@@ -3,6 +3,7 @@ the importance-weighted bound and the discretized Gaussian; and the VAE's losses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import scipy.stats
 
 from jaxvq.ops import likelihoods as gaussian
@@ -58,6 +59,7 @@ def test_importance_weighted_estimate_is_log_mean_exp():
   np.testing.assert_allclose(gaussian.importance_weighted_log_likelihood(log_w), want, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_vae_importance_weighted_nll_tightens_the_elbo(tiny):
   cfg = tiny("vae").model
   cfg.likelihood, cfg.architecture = "bernoulli", "mlp"

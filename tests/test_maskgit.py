@@ -117,6 +117,7 @@ def test_every_position_sees_every_other_and_the_class():
     prior.code_nll(*_random_codes(2))
 
 
+@pytest.mark.slow
 def test_guidance_0_is_the_null_class_and_1_the_class():
   prior = _prior(label_dropout=0.1)
   codes, labels = _random_codes(4, seed=1)
@@ -180,6 +181,7 @@ def test_options_it_can_use_pass_and_bad_configs_are_refused():
     build_model(_model_config(), GRID, seed=0, dtype=jnp.bfloat16)
 
 
+@pytest.mark.slow
 def test_the_8_device_train_step_equals_1_device(tiny_codes, assert_devices_agree):
   assert_devices_agree(_train_config(tiny_codes), num_steps=2)
 

@@ -190,6 +190,7 @@ def test_refuses_too_few_images_and_other_shapes(feature_workdir):
     measure(ImageSet("five", np.zeros((5, 28, 28, 1), np.uint8)), extractor, reference)
 
 
+@pytest.mark.slow
 def test_the_feature_network_resumes_exactly(tmp_path):
   """It is a run of the training loop: 3 steps, then resumed to 6, equals 6 straight."""
   from jaxvq.train import load_run  # pylint: disable=g-import-not-at-top
@@ -206,6 +207,7 @@ def test_the_feature_network_resumes_exactly(tmp_path):
                (b.state.params, b.state.opt_state))
 
 
+@pytest.mark.slow
 def test_a_damaged_description_or_a_workdir_of_no_classifier_is_refused_in_one_line(
     feature_workdir, tmp_path):
   workdir = str(tmp_path / "features")

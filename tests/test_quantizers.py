@@ -118,6 +118,7 @@ def test_residual_vq_of_depth_one_is_plain_vq(data):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_residual_vq_error_falls_with_depth(tiny):
   config = tiny("vqvae")
   config.model.quantizer = config_lib.get_config("vqvae", quantizer="residual_vq").model.quantizer
@@ -133,6 +134,7 @@ def test_residual_vq_error_falls_with_depth(tiny):
   assert errors[-1] < 0.75 * errors[0], errors
 
 
+@pytest.mark.slow
 def test_residual_vq_dropout_uses_a_prefix_of_the_stages_in_training_only(tiny):
   config = tiny("vqvae")
   config.model.quantizer = config_lib.get_config("vqvae", quantizer="residual_vq").model.quantizer

@@ -120,6 +120,7 @@ def test_sigterm_saves_the_current_step_then_exits(tiny_config, tmp_path):
   _assert_same_run(reference, reference_dir, workdir, step + 10)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
   tiny_config = tiny("autoencoder")
   tiny_config.update(learning_rate=1e30, checkpoint_every_steps=1, num_devices=1)

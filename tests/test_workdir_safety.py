@@ -337,6 +337,7 @@ def test_a_prior_refuses_a_retrained_vqvae_of_the_same_steps(tiny_config, tmp_pa
   assert snapshot(prior_dir) == prior_before
 
 
+@pytest.mark.slow
 def test_a_damaged_record_or_codes_file_is_one_line_naming_it(tiny_config, tmp_path):
   from jaxvq.data import datasets  # pylint: disable=g-import-not-at-top
   fashion = datasets.load("fashion_mnist")
