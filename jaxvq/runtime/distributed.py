@@ -21,11 +21,12 @@ def on_multihost_tpu() -> bool:
 
 AUTO_MIN_BATCH_PER_DEVICE = 8   # below this a device's share is too small to keep a core busy
 
-# How long a CPU device waits in a collective for the others before XLA aborts the process
-# (its default, 40 s, is exceeded when more programs than cores share the machine: a run was
-# killed so while another trained beside it on 2 cores).
-CPU_COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_terminate_timeout_seconds=1800",
-                                "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300")
+# How long a CPU device waits in a collective for the others before XLA aborts the process.
+# XLA's default, 40 s, was exceeded when more programs than cores shared the machine (a
+# training beside another on 2 cores was aborted so); 5 minutes still ends a run whose
+# collective really hangs (docs/scaling.md).
+CPU_COLLECTIVE_TIMEOUT_FLAGS = ("--xla_cpu_collective_call_terminate_timeout_seconds=300",
+                                "--xla_cpu_collective_call_warn_stuck_timeout_seconds=60")
 
 
 def patient_cpu_collectives() -> None:
