@@ -92,6 +92,7 @@ SAMPLING_CASES = [(0, {}), (0, {"top_k": 3, "top_p": 0.9}), (3, {}), (3, {"top_k
                   (3, {"top_p": 0.7, "guidance": 2.5}), (3, {"top_k": 5, "guidance": 0.5})]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_classes, options", SAMPLING_CASES)
 def test_cached_sampler_draws_the_codes_of_the_uncached_one_and_of_the_python_loop(
     num_classes, options):
@@ -108,6 +109,7 @@ def test_cached_sampler_draws_the_codes_of_the_uncached_one_and_of_the_python_lo
   assert not np.array_equal(cached, samplers["compiled_loop"](None, jax.random.key(8), labels))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guidance", [1.0, 3.0, 0.0])
 def test_greedy_draws_are_the_argmax_of_the_prior_s_guided_logits(guidance):
   prior = _prior((3, 4), 3, label_dropout=0.1)
@@ -120,6 +122,7 @@ def test_greedy_draws_are_the_argmax_of_the_prior_s_guided_logits(guidance):
     np.testing.assert_array_equal(codes, np.argmax(np.asarray(logits), axis=-1))
 
 
+@pytest.mark.slow
 def test_guidance_0_draws_from_no_class_and_1_from_the_class():
   prior = _prior((3, 4), 3, label_dropout=0.1)
   labels, null = jnp.array([0, 1, 2, 0, 1]), jnp.full((5,), 3)
