@@ -5,6 +5,10 @@ import sys
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxvq.runtime.distributed import patient_cpu_collectives  # noqa: E402
+
+patient_cpu_collectives()   # as train.py is: a loaded machine does not abort a test's step
+
 import pytest  # noqa: E402
 
 

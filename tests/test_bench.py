@@ -28,9 +28,10 @@ def _bench(*args):
 
 @pytest.mark.slow
 def test_all_runs_every_model_config_without_its_dataset():
-  rows = _bench("--all", "--max_batch=2")
+  rows = _bench("--all", "--max_batch=2", "--steps=1", "--warmup=0")
   assert [r["config"] for r in rows] == [os.path.relpath(p, REPO) for p in bench.model_configs()]
-  assert {r["model"] for r in rows} == {"autoencoder", "vae", "vqvae", "pixelcnn", "classifier"}
+  assert {r["model"] for r in rows} == {"autoencoder", "vae", "vqvae", "pixelcnn", "transformer",
+                                        "maskgit", "classifier"}
   layout = distributed.cpu_devices_for(math.gcd(*(r["batch"] for r in rows)),
                                        len(os.sched_getaffinity(0)))
   for row in rows:
