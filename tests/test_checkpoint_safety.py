@@ -9,6 +9,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
@@ -74,14 +75,22 @@ def _truncate_data_file(step_dir):
   os.truncate(path, os.path.getsize(path) // 2)
 
 
-def _flip_bytes(step_dir):
-  path = _largest_data_file(step_dir)
-  with open(path, "r+b") as f:
-    data = bytearray(f.read())
-    middle = len(data) // 2
-    data[middle:middle + 4] = bytes(b ^ 0xFF for b in data[middle:middle + 4])
-    f.seek(0)
-    f.write(bytes(data))
+def _change_a_value(step_dir):
+  """Bytes changed so that Orbax reads them without complaint: the step's state written again
+  by Orbax with one parameter's value changed. (Flipping bytes in a data file is caught by the
+  decompressor only when they land in a compressed chunk, which depends on the file's layout.)"""
+  item = os.path.join(step_dir, "default")
+  checkpointer = ocp.StandardCheckpointer()
+  state = checkpointer.restore(item)
+  path, leaf = jax.tree_util.tree_flatten_with_path(state)[0][0]
+  leaf = np.array(leaf)
+  leaf.flat[0] += 1.0
+  rewritten = item + ".rewritten"
+  checkpointer.save(rewritten, jax.tree_util.tree_map_with_path(
+      lambda p, x: leaf if p == path else x, state))
+  checkpointer.wait_until_finished()
+  shutil.rmtree(item)
+  os.replace(rewritten, item)
 
 
 DAMAGES = {
@@ -93,7 +102,7 @@ DAMAGES = {
                                     "_CHECKPOINT_METADATA is missing"),
     "manifest_missing": (lambda d: os.remove(os.path.join(d, "default", "manifest.ocdbt")),
                          "cannot be read"),
-    "bytes_changed": (_flip_bytes, "does not match its checksum"),
+    "bytes_changed": (_change_a_value, "does not match its checksum"),
     "checksum_file_missing": (lambda d: os.remove(d + checkpoint.CHECKSUM_SUFFIX),
                               "checksum file"),
 }
