@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxvq.errors import ConfigError
+from jaxvq.errors import ConfigError, SampleError
 from jaxvq.models.base import Model, ModelOutput
 from jaxvq.schema import Field
 from jaxvq.tokens.codes import CodeDataset
@@ -103,6 +103,16 @@ class Prior(Model):
       return labels
     dropped = jax.random.bernoulli(key, self.label_dropout, labels.shape)
     return jnp.where(dropped, self.null_class, labels)
+
+  def guidance_labels(self, labels, num: int, guidance: float):
+    """The labels of the batch a guided sampler runs: the classes, and with guidance != 1 the same
+    batch again with "no class" ([2 num]); None for an unconditional prior."""
+    labels = self.labels_or_default(labels, num)
+    if guidance == 1.0:
+      return labels
+    if not self.num_classes:
+      raise SampleError(f"guidance {guidance} needs a class-conditional prior")
+    return jnp.concatenate([labels, jnp.full_like(labels, self.null_class)])
 
   def labels_or_default(self, labels, batch: int):
     """The labels a class-conditional prior reads (class 0 where none are given); None for an

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.errors import ConfigError, SampleError
+from jaxvq.errors import ConfigError
 from jaxvq.models.base import ModelOutput
 from jaxvq.nets.transformer import Transformer
 from jaxvq.ops import decoding
@@ -127,13 +127,10 @@ class MaskGITPrior(Prior):
   def sampling_logits(self, tokens: jax.Array, labels, guidance: float = 1.0) -> jax.Array:
     """The logits the decoder draws from: [B, N] tokens -> [B, N, K]; with guidance != 1,
     l_u + s (l_c - l_u) of one pass over [2 B] (the classes, then "no class")."""
-    labels = self.labels_or_default(labels, tokens.shape[0])
+    labels = self.guidance_labels(labels, tokens.shape[0], guidance)
     if guidance == 1.0:
       return self.masked_logits(tokens, labels)
-    if not self.num_classes:
-      raise SampleError(f"guidance {guidance} needs a class-conditional prior")
-    both = self.masked_logits(jnp.concatenate([tokens, tokens]),
-                              jnp.concatenate([labels, jnp.full_like(labels, self.null_class)]))
+    both = self.masked_logits(jnp.concatenate([tokens, tokens]), labels)
     return decoding.guided_logits(both[:tokens.shape[0]], both[tokens.shape[0]:], guidance)
 
   def sequential_calls(self, how: str = "compiled_loop", steps: int = 0, **options) -> int:

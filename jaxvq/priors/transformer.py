@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxvq.errors import ConfigError, SampleError
+from jaxvq.errors import ConfigError
 from jaxvq.nets.transformer import Transformer
 from jaxvq.ops.decoding import guided_logits, sample_logits
 from jaxvq.ops.reduce import per_example_sum
@@ -86,16 +86,6 @@ class TransformerPrior(Prior):
       labels = self.drop_labels(labels, codes.shape[0], key)
     return self.code_nll(codes, labels)
 
-  def _batch_labels(self, labels, num: int, guidance: float):
-    """The labels of the batch a sampler runs: the classes, and with guidance != 1 the same
-    batch again with "no class" ([2 num]); None for an unconditional prior."""
-    labels = self.labels_or_default(labels, num)
-    if guidance == 1.0:
-      return labels
-    if not self.num_classes:
-      raise SampleError(f"guidance {guidance} needs a class-conditional prior")
-    return jnp.concatenate([labels, jnp.full_like(labels, self.null_class)])
-
   @staticmethod
   def _draw(key, position, logits, num: int, temperature, top_k, top_p, guidance):
     """Code `position` of each of the `num` grids from its logits [num or 2 num, K]."""
@@ -111,7 +101,7 @@ class TransformerPrior(Prior):
     top_k, top_p and guidance are Python numbers (fixed when compiled); guidance != 1 runs
     the batch twice, with the classes and with "no class", and draws from l_u + s (l_c - l_u).
     """
-    labels = self._batch_labels(labels, num, guidance)
+    labels = self.guidance_labels(labels, num, guidance)
     repeats = 1 if guidance == 1.0 else 2
     start = self.start_tokens(labels, num * repeats)[:, None]            # [B, 1, D]
     cache = self.transformer.init_cache(num * repeats, self.num_positions)
@@ -134,7 +124,7 @@ class TransformerPrior(Prior):
                            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                            guidance: float = 1.0) -> jax.Array:
     """Like `sample`, but a whole forward pass per position (the codes so far, zeros after)."""
-    labels = self._batch_labels(labels, num, guidance)
+    labels = self.guidance_labels(labels, num, guidance)
     repeats = 1 if guidance == 1.0 else 2
 
     def sample_position(position, codes):
