@@ -134,3 +134,18 @@ def test_a_malformed_sweep_is_refused(text):
 def test_a_sweep_of_a_key_the_config_lacks_is_refused(tiny):
   with pytest.raises(ConfigError, match="no key 'model.nothing'"):
     list(growth.step_growth(tiny("vqvae"), [growth.parse_sweep("model.nothing=1")], 1, 0))
+
+
+def test_compare_runs_each_config_at_each_dtype_and_refuses_a_bad_one_before_training(tmp_path):
+  from jaxvq.bench import variants
+  from jaxvq.config import load_file
+  base = load_file(os.path.join(REPO, "configs", "vqvae_fashion_mnist.py"))
+  runs = variants.at_dtypes({"vq": base}, ["float32", "bfloat16"])
+  assert {n: c.dtype for n, c in runs.items()} == {"vq_float32": "float32",
+                                                    "vq_bfloat16": "bfloat16"}
+  assert base.dtype == "float32" and runs["vq_bfloat16"].model == base.model
+  done = subprocess.run([sys.executable, "-m", "jaxvq", "compare", "--configs=configs/tiny.py",
+                         "--dtypes=float32,float16", f"--workdir={tmp_path / 'runs'}"],
+                        cwd=REPO, capture_output=True, text=True)
+  assert done.returncode != 0 and "'float16'" in done.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "runs").exists()

@@ -40,6 +40,18 @@ def codebook_variants(base: ml_collections.ConfigDict) -> dict:
   return variants
 
 
+def at_dtypes(variants: dict, dtypes) -> dict:
+  """name -> config for each config of `variants` at each of `dtypes` (config.dtype), named
+  NAME_DTYPE: the same run at float32 and bfloat16 side by side."""
+  runs = {}
+  for name, base in variants.items():
+    for dtype in dtypes:
+      config = base.copy_and_resolve_references()
+      config.dtype = dtype
+      runs[f"{name}_{dtype}"] = config
+  return runs
+
+
 def bits_per_position(config: ml_collections.ConfigDict) -> float:
   """log2 of the codes one latent position can take: log2 K, times Q for residual VQ."""
   q = config.model.quantizer

@@ -30,6 +30,8 @@ def define_flags() -> None:
                                   lock_config=False)
   flags.DEFINE_multi_string("configs", [], "A VQ-VAE config file (FILE.py or FILE.py:ARG) to "
                             "compare; repeat the flag for each.")
+  flags.DEFINE_list("dtypes", [], "Train each config at each of these dtypes (config.dtype: "
+                    "float32, bfloat16), named NAME_DTYPE; empty: each config's own.")
   flags.DEFINE_string("prior", "", "A PixelCNN config trained on each variant's codes.")
   flags.DEFINE_integer("prior_steps", 0, "Its training steps (0: its own).")
   flags.mark_flags_as_required(["workdir"])
@@ -51,6 +53,10 @@ def main(argv):
   else:
     raise ConfigError("give --config=FILE (its codebook variants) or --configs=FILE for each "
                       "config to compare")
+  if FLAGS.dtypes:
+    runs = variants.at_dtypes(runs, FLAGS.dtypes)
+  for config in runs.values():   # every variant refused before the first one trains
+    config_lib.check(config)
   prior = config_lib.load_file(FLAGS.prior) if FLAGS.prior else None
   results = variants.train_variants(runs, FLAGS.workdir, FLAGS.steps, prior, FLAGS.prior_steps)
   print("\n" + variants.table(results))
