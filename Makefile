@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_WORKDIR ?= workdirs/vqvae_fashion_mnist
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+OLD_PYTHON = $(PYTHON) is not Python 3.11 or newer, which the pinned jax, flax and grain need: make $(MAKECMDGOALS) PYTHON=python3.11
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install data demo test test-fast clean
@@ -11,7 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: $(VENV)/.installed data
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV) || ($(SUDO) apt-get install -y -q python3-venv && \
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  (echo "$(OLD_PYTHON)"; exit 1)
+	$(PYTHON) -m venv $(VENV) || ($(SUDO) apt-get install -y -q $(notdir $(PYTHON))-venv && \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
