@@ -35,7 +35,7 @@ def default_config(name: str, **variant) -> ml_collections.ConfigDict:
 
 
 def build_model(model_config, input_shape, *, seed: int, dtype=jnp.float32,
-                data_variance: float | None = None) -> nnx.Module:
+                data_variance: float | None = None, abstract: bool = False) -> nnx.Module:
   """A model with freshly initialised parameters.
 
   Args:
@@ -46,6 +46,8 @@ def build_model(model_config, input_shape, *, seed: int, dtype=jnp.float32,
     dtype: what the nets compute in (parameters stay float32).
     data_variance: the variance of the training pixels in [0, 1] (the normalized MSE's
       divisor), for the models of images; None for a prior.
+    abstract: True: its variables are jax.ShapeDtypeStruct, nothing initialised or computed
+      (nnx.eval_shape), for lowering its functions (jaxvq.runtime.lowering).
 
   Returns:
     The nnx module: called as `model(x, key, labels)` -> ModelOutput.
@@ -54,7 +56,10 @@ def build_model(model_config, input_shape, *, seed: int, dtype=jnp.float32,
   extra = {} if data_variance is None else {"data_variance": data_variance}
   create = lambda: cls(model_config, tuple(input_shape), dtype=dtype,
                        rngs=nnx.Rngs(params=seed), **extra)
-  graphdef, _ = nnx.split(nnx.eval_shape(create))
+  shapes = nnx.eval_shape(create)
+  if abstract:
+    return shapes
+  graphdef, _ = nnx.split(shapes)
   # Run eagerly, each initializer would be compiled on its own; as one program
   # at XLA's default optimization level the random-number code still compiles
   # slowly. It runs once: compile it unoptimized.

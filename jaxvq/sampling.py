@@ -142,6 +142,7 @@ def make_sampler(exp, num_samples: int, temperature: float = 1.0, how: str = "",
       codes = codes.at[:, row, col].set(chosen)
     return codes
 
+  python_loop.forward = forward   # its one compiled program (jaxvq.runtime.lowering lowers it)
   return python_loop
 
 
@@ -196,7 +197,14 @@ def sample_images(prior_workdir: str, num_samples: int, label=None, temperature:
   return pictures, codes, columns
 
 
+def make_decoder(exp):
+  """fn(state, codes [N, h, w]) -> images [N, H, W, C] in [0, 1]: a tokenizer's decoder,
+  compiled."""
+  return exp.jit_model(lambda model, codes: model.decode_from_indices(codes))
+
+
 def code_decoder(tokenizer_run):
   """fn(codes [N, h, w]) -> images [N, H, W, C] in [0, 1]: a tokenizer run's decoder,
   compiled."""
-  return tokenizer_run.jit(lambda model, codes: model.decode_from_indices(codes))
+  decode = make_decoder(tokenizer_run.experiment)
+  return lambda codes: decode(tokenizer_run.state, codes)

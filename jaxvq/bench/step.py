@@ -56,30 +56,32 @@ def is_prior(config) -> bool:
   return issubclass(model_class(config.model.name), Prior)
 
 
-def random_dataset(config, grid: int = PRIOR_GRID, num_codes: int = PRIOR_NUM_CODES,
-                   use_saved_codes: bool = True):
-  """A dataset of random pixels (or, for a prior, random codes) of the config's shapes.
+def random_dataset(config, grid=PRIOR_GRID, num_codes: int = PRIOR_NUM_CODES,
+                   use_saved_codes: bool = True, num_examples: int = NUM_EXAMPLES):
+  """A dataset of `num_examples` random pixels (or, for a prior, random codes) of the config's
+  shapes; binarized where the config's dataset is.
 
   A prior's grid and K are those of its VQ-VAE's codes where they exist (and
-  `use_saved_codes`), else `grid` x `grid` and `num_codes`.
+  `use_saved_codes`), else `grid` x `grid` (or `grid` = (h, w)) and `num_codes`.
   """
   rng = np.random.default_rng(0)
-  labels = rng.integers(0, 10, NUM_EXAMPLES)
+  labels = rng.integers(0, 10, num_examples)
   if not is_prior(config):
     shape = image_shape_of(config)
-    images = rng.integers(0, 256, (NUM_EXAMPLES, *shape), dtype=np.uint8)
+    images = rng.integers(0, 256, (num_examples, *shape), dtype=np.uint8)
     source = ArraySource(images, labels)
-    return ImageDataset(f"random:{config.dataset}", source, source, num_classes=10)
+    return ImageDataset(f"random:{config.dataset}", source, source,
+                        binarize=config.dataset == "binarized_mnist", num_classes=10)
   saved = codes.read_metadata(codes.workdir_of(config.dataset)) if use_saved_codes else None
   if saved is not None:
     grid_shape, num_codes = tuple(saved["grid_shape"]), saved["num_codes"]
   else:
-    grid_shape = (grid, grid)
+    grid_shape = (grid, grid) if isinstance(grid, int) else tuple(grid)
   shape = (4 * grid_shape[0], 4 * grid_shape[1], 1)   # the images the codes stand for
   metadata = {"num_codes": num_codes, "grid_shape": list(grid_shape),
               "num_classes": 10 if config.model.class_conditional else 0,
               "image_shape": list(shape), "step": 0, "dataset": config.dataset}
-  source = ArraySource(rng.integers(0, num_codes, (NUM_EXAMPLES, *grid_shape)).astype(np.uint16),
+  source = ArraySource(rng.integers(0, num_codes, (num_examples, *grid_shape)).astype(np.uint16),
                        labels)
   return CodeDataset(f"random codes:{config.dataset}", source, source, metadata)
 

@@ -8,6 +8,7 @@ jaxvq.tokens sits below it.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import jax
 import numpy as np
@@ -59,12 +60,18 @@ def encode_codes(tokenizer_workdir: str, batch_size: int = 500) -> dict:
         "num_classes": int(run.experiment.dataset.num_classes)})
 
 
+def make_encoder(exp) -> Callable:
+  """fn(state, inputs [B, H, W, C] uint8) -> codes [B, h, w(, Q)] int32: a tokenizer's
+  encoder, compiled, with its dataset's preprocessing (binarized data: one fixed draw)."""
+  return exp.jit_model(lambda model, inputs: model.encode_to_indices(
+      exp.dataset.preprocess(inputs, jax.random.key(0))))
+
+
 def _encode_splits(run: Run, batch_size: int) -> dict:
   """split -> (codes [N, h, w(, Q)], labels [N]) of the run's dataset."""
   exp = run.experiment
-  key = jax.random.key(0)  # binarized data: one fixed draw
-  encode = run.jit(lambda model, inputs: model.encode_to_indices(
-      exp.dataset.preprocess(inputs, key)))
+  encoder = make_encoder(exp)
+  encode = lambda inputs: encoder(run.state, inputs)
   batch_size = sharding.round_up_to_devices(batch_size, exp.mesh)
   splits = {}
   for split, source in (("train", exp.dataset.train), ("test", exp.dataset.test)):

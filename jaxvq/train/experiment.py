@@ -64,13 +64,15 @@ def learning_rate_schedule(config: ml_collections.ConfigDict):
   return config.learning_rate
 
 
-def setup(config: ml_collections.ConfigDict, dataset) -> Experiment:
+def setup(config: ml_collections.ConfigDict, dataset, abstract: bool = False) -> Experiment:
   """Checks the config, completes its model section from the data, builds the model and the
   optimizer, and places the initial state on the mesh.
 
   Args:
     config: the run's config (`jaxvq.get_config` or a file in configs/).
     dataset: the data it trains on (`jaxvq.load_dataset(config.dataset, ...)`).
+    abstract: True: the initial state is jax.ShapeDtypeStruct with its shardings, nothing
+      initialised or computed, for lowering the compiled steps (jaxvq.runtime.lowering).
   """
   config_lib.check(config)
   mesh = sharding.make_mesh(config.num_devices)
@@ -82,11 +84,12 @@ def setup(config: ml_collections.ConfigDict, dataset) -> Experiment:
   # Models of images scale their MSE by the pixels' variance; a prior's codes have none.
   variance = dataset.pixel_variance() if hasattr(dataset, "pixel_variance") else None
   model = build_model(config.model, dataset.image_shape, seed=config.seed,
-                      dtype=jnp.dtype(config.dtype), data_variance=variance)
+                      dtype=jnp.dtype(config.dtype), data_variance=variance, abstract=abstract)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(learning_rate_schedule(config))
-  state = jax.jit(lambda p, s: TrainState(
+  initial_state = jax.jit(lambda p, s: TrainState(
       step=jnp.zeros((), jnp.int32), params=p, opt_state=optimizer.init(p), model_state=s,
       rng=jax.random.key_data(jax.random.key(config.seed))),
-                  out_shardings=sharding.replicated(mesh))(params, model_state)
+                          out_shardings=sharding.replicated(mesh))
+  state = (initial_state.eval_shape if abstract else initial_state)(params, model_state)
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)

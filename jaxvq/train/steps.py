@@ -66,14 +66,9 @@ def make_train_step(exp: Experiment, compiler_options: dict | None = None):
   return jax.jit(train_step, donate_argnums=0, compiler_options=compiler_options)
 
 
-def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
-  """Gives the model the first training batches before step 1 (e.g. k-means of its codebook)."""
-  num_batches = exp.model(state).num_initialization_batches
-  if not num_batches:
-    return state
-  first = np.stack([exp.dataset.train.inputs(batches.train_indices(
-      len(exp.dataset.train), exp.config.batch_size, exp.config.seed, s))
-                    for s in range(num_batches)])
+def make_initialize_step(exp: Experiment):
+  """(state, the first training batches [n, B, ...]) -> state, the model initialised from them
+  (`initialize_from_data`)."""
 
   def initialize(state, inputs):
     data_key, model_key = jax.random.split(state.key(INIT_KEY_TAG))
@@ -82,7 +77,18 @@ def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
     _, params, model_state = nnx.split(model, nnx.Param, ...)
     return state.replace(params=params, model_state=model_state)
 
-  return xla_options.jit(initialize, exp.mesh)(state, sharding.replicate(first, exp.mesh))
+  return xla_options.jit(initialize, exp.mesh)
+
+
+def initialize_from_data(exp: Experiment, state: TrainState) -> TrainState:
+  """Gives the model the first training batches before step 1 (e.g. k-means of its codebook)."""
+  num_batches = exp.model(state).num_initialization_batches
+  if not num_batches:
+    return state
+  first = np.stack([exp.dataset.train.inputs(batches.train_indices(
+      len(exp.dataset.train), exp.config.batch_size, exp.config.seed, s))
+                    for s in range(num_batches)])
+  return make_initialize_step(exp)(state, sharding.replicate(first, exp.mesh))
 
 
 def eval_inputs(exp: Experiment, state: TrainState, inputs, indices):
