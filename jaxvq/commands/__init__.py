@@ -8,6 +8,8 @@ COMMANDS = {
     "train": "train a model (or resume it): --config=configs/NAME.py --workdir=DIR",
     "encode": "save a trained VQ-VAE's code grids for a prior: --workdir=VQVAE_DIR",
     "sample": "new images from a trained prior: --workdir=PRIOR_DIR --output=samples.png",
+    "export": "a trained run as jax.export functions, served with jax alone: --workdir=DIR "
+              "--output=DIR",
     "bits": "the VQ-VAE's bound on the test NLL in bits/dim: --workdir=PRIOR_DIR",
     "plot": "training curves of runs in one PNG: --workdir=DIR [--workdir=DIR2 ...]",
     "bench": "time a config's compiled train step (layers, formulations, peers, sampling)",
