@@ -274,3 +274,19 @@ def test_a_priors_final_evaluation_writes_a_fid_row(tiny, trained_vqvae, feature
   (vqvae_row,) = quality.measure_sources([f"reconstructions:{vqvae_dir}"],
                                          quality.load_feature_extractor(feature_workdir), 100)
   assert 0 < vqvae_row["ssim"] < 1 and vqvae_row["psnr"] > 5
+
+
+@pytest.mark.slow
+def test_a_feature_network_of_resized_images_is_compared_with_the_test_split_resized_alike():
+  from jaxvq.data import load_dataset
+  from jaxvq.quality.features import features_command, features_config
+  from jaxvq.quality.measure import real_reference
+  config = features_config("fashion_mnist", image_size=32)
+  assert config.image_size == 32
+  assert features_command(config, "w").endswith("--workdir=w --image_size=32")
+  extractor = quality.FunctionExtractor(lambda x: x.reshape(len(x), -1)[:, :8],
+                                        image_shape=(32, 32, 1), feature_dim=8)
+  reference = real_reference(extractor, "fashion_mnist", 20)
+  resized = load_dataset("fashion_mnist", image_size=32).test.inputs(np.arange(20))
+  np.testing.assert_array_equal(reference.features,
+                                resized.reshape(20, -1)[:, :8].astype(np.float32) / 255.0)

@@ -2,6 +2,7 @@
 
   jaxvq features --dataset=fashion_mnist --workdir=workdirs/features_fashion_mnist \\
       [--num_steps=3000] [--batch_size=128] [--learning_rate=1e-3] [--feature_dim=128]
+      [--image_size=32]   the images resized, for runs that train on them resized
 
 The "classifier" model (jaxvq/models/classifier.py) of the dataset's training split,
 trained by the training loop from `jaxvq.quality.features_config(dataset)` (for
@@ -27,6 +28,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 128, "Images per step.")
   flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
   flags.DEFINE_integer("feature_dim", 128, "Units of the feature layer (F).")
+  flags.DEFINE_integer("image_size", 0, "Resize the images to this square size (as "
+                       "config.image_size; 0: the dataset's own).")
   flags.DEFINE_integer("seed", 0, "Seed of the initialisation and the data order.")
   flags.DEFINE_bool("config.overwrite", False, "Delete a run of another config in --workdir "
                     "and train anew (config.overwrite, as for `jaxvq train`).")
@@ -42,5 +45,6 @@ def main(argv):
   description = train_feature_network(
       FLAGS.dataset, FLAGS.workdir, num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
       learning_rate=FLAGS.learning_rate, feature_dim=FLAGS.feature_dim, seed=FLAGS.seed,
+      image_size=FLAGS.image_size,
       overwrite=FLAGS["config.overwrite"].value)
   print(json.dumps(description))

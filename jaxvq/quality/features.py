@@ -112,23 +112,27 @@ class ClassifierExtractor(FeatureExtractor):
 
 def features_config(dataset: str = "fashion_mnist", *, num_steps: int = 3000,
                     batch_size: int = 128, learning_rate: float = 1e-3,
-                    feature_dim: int = 128, seed: int = 0) -> ml_collections.ConfigDict:
+                    feature_dim: int = 128, seed: int = 0,
+                    image_size: int = 0) -> ml_collections.ConfigDict:
   """The config of the feature network of `dataset`, a run of the "classifier" model that
   `jaxvq.train.train_and_evaluate` trains: Adam on the cross-entropy, constant learning rate,
   a test evaluation (loss, accuracy) every 1000 steps and at the end
-  (configs/features_fashion_mnist.py is `features_config("fashion_mnist")`)."""
+  (configs/features_fashion_mnist.py is `features_config("fashion_mnist")`); `image_size`
+  resizes the images (config.image_size; 0: the dataset's own), for runs that train on them
+  resized."""
   config = get_config("classifier")
   config.dataset = dataset
   config.model.feature_dim = feature_dim
   config.update(num_train_steps=num_steps, batch_size=batch_size, learning_rate=learning_rate,
-                seed=seed, log_every_steps=500)
+                seed=seed, image_size=image_size, log_every_steps=500)
   return config
 
 
 def _command_flags(config: Mapping) -> dict:
   return {"num_steps": config["num_train_steps"], "batch_size": config["batch_size"],
           "learning_rate": config["learning_rate"],
-          "feature_dim": config["model"]["feature_dim"], "seed": config["seed"]}
+          "feature_dim": config["model"]["feature_dim"], "seed": config["seed"],
+          "image_size": config.get("image_size", 0)}
 
 
 def features_command(config: Mapping, workdir: str) -> str:
@@ -141,8 +145,8 @@ def features_command(config: Mapping, workdir: str) -> str:
 
 def train_feature_network(dataset: str, workdir: str, *, num_steps: int = 3000,
                           batch_size: int = 128, learning_rate: float = 1e-3,
-                          feature_dim: int = 128, seed: int = 0, num_devices: int = 0,
-                          overwrite: bool = False) -> dict:
+                          feature_dim: int = 128, seed: int = 0, image_size: int = 0,
+                          num_devices: int = 0, overwrite: bool = False) -> dict:
   """Trains the classifier of `dataset` (`features_config`) in `workdir` with the training
   loop, resuming the run there if it has one, and writes WORKDIR/features.json.
 
@@ -153,6 +157,7 @@ def train_feature_network(dataset: str, workdir: str, *, num_steps: int = 3000,
     num_steps, batch_size, learning_rate: Adam on the cross-entropy; `seed` is the seed of
       the initialisation and of the data order.
     feature_dim: F, the size of the feature layer.
+    image_size: the images resized to this square size (0: the dataset's own).
     num_devices: devices of the data mesh (config.num_devices; 0: all).
     overwrite: True: a run of another config in `workdir` is deleted (config.overwrite).
 
@@ -161,7 +166,8 @@ def train_feature_network(dataset: str, workdir: str, *, num_steps: int = 3000,
     and the test accuracy over the whole test split (the loop's final evaluation).
   """
   config = features_config(dataset, num_steps=num_steps, batch_size=batch_size,
-                           learning_rate=learning_rate, feature_dim=feature_dim, seed=seed)
+                           learning_rate=learning_rate, feature_dim=feature_dim, seed=seed,
+                           image_size=image_size)
   config.update(num_devices=num_devices, overwrite=overwrite)
   data = load_data(config)
   test_metrics = train_and_evaluate(config, workdir)   # those of its last step

@@ -49,8 +49,9 @@ def check_num_images(num: int, extractor: FeatureExtractor, available: int) -> N
 
 
 def real_reference(extractor: FeatureExtractor, dataset: str, num: int) -> Reference:
-  """The first `num` test images of `dataset`, in the extractor's features."""
-  test = load_dataset(dataset).test
+  """The first `num` test images of `dataset`, at the extractor's image size (resized as a run
+  with that config.image_size sees them), in the extractor's features."""
+  test = load_dataset(dataset, image_size=extractor.image_shape[0]).test
   check_num_images(num, extractor, len(test))
   indices = np.arange(num)
   features, logits = extractor(test.inputs(indices))
