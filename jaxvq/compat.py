@@ -56,7 +56,8 @@ def upgrade_config(saved: Mapping, quantizer_keys: Iterable[str]) -> dict:
   if name == "vqvae" and "quantizer" not in model:
     model["quantizer"] = {k: model.pop(k) for k in list(model)
                           if k in quantizer_keys and k != "name"}
-  if name == "vqvae" and model.get("likelihood") not in (None, "mse", "discretized_gaussian"):
+  if name == "vqvae" and model.get("likelihood") not in (None, "mse", "discretized_gaussian",
+                                                         "l1"):
     # The shared namespace held the VAE's likelihood, which a VQ-VAE never read: its
     # reconstruction term was the MSE.
     model.pop("likelihood")

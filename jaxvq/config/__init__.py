@@ -49,6 +49,8 @@ def check(config: Mapping) -> None:
   """Raises ConfigError naming each key that the run does not read or whose value is refused."""
   plain = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
   problems = schema.problems(section(plain), plain)
+  if not problems:   # the keys are sound: how they go together
+    problems = registry.model_class(plain["model"]["name"]).config_problems(plain)
   if problems:
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     raise ConfigError("; ".join(problems[:3]) + more)

@@ -9,7 +9,7 @@ Quantizing models also implement `CodeUsage`, which the evaluation reads.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, NamedTuple, Optional, Protocol, runtime_checkable
 
 import jax
 import ml_collections
@@ -34,6 +34,12 @@ class ModelOutput:
   # What the model's own hooks (`update_after_step`, `CodeUsage.code_counts`) read back, e.g.
   # the VQ-VAE's quantizer output; the loop passes it through and never looks inside.
   internals: Any = None
+
+
+class TrainedModel(NamedTuple):
+  """A model trained in another workdir, as `Model.load_pretrained`'s loader gives it."""
+  model: Any           # the nnx model at that run's newest checkpoint
+  image_shape: tuple   # (H, W, C) of the images it was trained on
 
 
 class Model(nnx.Module):
@@ -68,10 +74,24 @@ class Model(nnx.Module):
     return schema.defaults(cls.CONFIG)
 
   @classmethod
+  def config_problems(cls, config) -> list:
+    """One line per problem of the whole config (a plain dict) that its keys' own bounds
+    cannot say, e.g. two keys that contradict each other; `jaxvq.config.check` raises them."""
+    del config
+    return []
+
+  @classmethod
   def configure(cls, model_config, dataset):
     """`model_config` completed from the training data (e.g. a prior's K from its codes)."""
     del dataset
     return model_config
+
+  def load_pretrained(self, load_trained: Callable) -> None:
+    """Takes in fixed weights of other runs (e.g. the VQ-VAE's perceptual network
+    features:DIR): `setup` calls it on the new model with `load_trained(workdir)` -> the
+    `TrainedModel` (model, image_shape) trained there. Refuses, in one line, what cannot be
+    loaded or does not fit."""
+    del load_trained
 
   @property
   def num_initialization_batches(self) -> int:

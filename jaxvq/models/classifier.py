@@ -54,11 +54,18 @@ class Classifier(Model):
     self.features = nnx.Linear(flat, cfg.feature_dim, **layer)
     self.classes = nnx.Linear(cfg.feature_dim, cfg.num_classes, **layer)
 
-  def features_and_logits(self, x: jax.Array) -> tuple:
-    """x [B, H, W, C] in [0, 1] -> (features [B, F], logits [B, K]), float32."""
-    x = x - 0.5
+  def feature_maps(self, x: jax.Array) -> list:
+    """x [B, H, W, C] in [0, 1] -> the three conv layers' activations [B, H_l, W_l, C_l] (a
+    perceptual loss's features: jaxvq/models/perceptual.py)."""
+    maps, x = [], x - 0.5
     for conv in (self.conv1, self.conv2, self.conv3):
       x = nnx.relu(conv(x))
+      maps.append(x)
+    return maps
+
+  def features_and_logits(self, x: jax.Array) -> tuple:
+    """x [B, H, W, C] in [0, 1] -> (features [B, F], logits [B, K]), float32."""
+    x = self.feature_maps(x)[-1]
     features = nnx.relu(self.features(x.reshape(x.shape[0], -1)))
     logits = self.classes(features)
     return features.astype(jnp.float32), logits.astype(jnp.float32)

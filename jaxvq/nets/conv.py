@@ -98,11 +98,22 @@ class ConvDecoder(nnx.Module):
     for stage, (i, o) in enumerate(zip(widths, widths[1:] + [out_channels])):
       setattr(self, f"up{stage + 1}", Upsample2x(i, o, dtype=dtype, rngs=rngs))
 
-  def __call__(self, z):
+  @property
+  def output_layer(self) -> Upsample2x:
+    """The last layer (VQGAN's adaptive weight balances the gradients at its kernel)."""
+    return getattr(self, f"up{self.num_stages}")
+
+  def hidden(self, z):
+    """The output layer's input: __call__(z) is output_layer(hidden(z)) in float32."""
     x = self.residual(self.conv(z))
     for stage in range(self.num_stages):
-      x = getattr(self, f"up{stage + 1}")(nnx.relu(x) if stage else x)
-    return x.astype(jnp.float32)
+      x = nnx.relu(x) if stage else x
+      if stage < self.num_stages - 1:
+        x = getattr(self, f"up{stage + 1}")(x)
+    return x
+
+  def __call__(self, z):
+    return self.output_layer(self.hidden(z)).astype(jnp.float32)
 
 
 class ConvToVector(nnx.Module):

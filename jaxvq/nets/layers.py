@@ -13,19 +13,22 @@ class Conv(nnx.Module):
   """A 2-D convolution (NHWC) with nnx.Conv's parameters and initialisation, run by `conv2d`."""
 
   def __init__(self, in_features: int, out_features: int, kernel_size: int, stride: int = 1,
-               padding: int = 0, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    init = nnx.initializers.lecun_normal()
+               padding: int = 0, *, kernel_init=None, use_bias: bool = True,
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    init = kernel_init or nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size, in_features,
                                                  out_features), jnp.float32))
-    # nnx.Conv draws a key for its zero bias too: the same draws give the same initial model.
-    self.bias = nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_features,),
-                                                        jnp.float32))
+    self.use_bias = use_bias   # False before a norm, which would take the bias out again
+    if use_bias:
+      # nnx.Conv draws a key for its zero bias too: the same draws give the same initial model.
+      self.bias = nnx.Param(nnx.initializers.zeros_init()(rngs.params(), (out_features,),
+                                                          jnp.float32))
     self.stride, self.padding, self.dtype = stride, ((padding, padding), (padding, padding)), dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = conv2d(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.stride,
                self.padding)
-    return y + self.bias[...].astype(self.dtype)
+    return y + self.bias[...].astype(self.dtype) if self.use_bias else y
 
 
 class Upsample2x(nnx.Module):

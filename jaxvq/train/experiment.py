@@ -7,6 +7,7 @@ compiled steps take as explicit arguments and merge inside.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import jax
@@ -16,9 +17,13 @@ import optax
 from flax import nnx, struct
 
 from jaxvq import config as config_lib
-from jaxvq.data import batches, pipeline
+from jaxvq.data import batches, load_dataset, pipeline
+from jaxvq.errors import RunError
+from jaxvq.models.base import TrainedModel
 from jaxvq.registry import build_model, model_class
 from jaxvq.runtime import sharding, xla_options
+from jaxvq.train.checkpoint import Checkpointer, latest_step
+from jaxvq.train.workdir import load_config
 
 # Keys besides the steps' fold_in(key, step): evaluation's randomness
 # (binarization, VAE samples) is the same at every evaluation.
@@ -85,6 +90,7 @@ def setup(config: ml_collections.ConfigDict, dataset, abstract: bool = False) ->
   variance = dataset.pixel_variance() if hasattr(dataset, "pixel_variance") else None
   model = build_model(config.model, dataset.image_shape, seed=config.seed,
                       dtype=jnp.dtype(config.dtype), data_variance=variance, abstract=abstract)
+  model.load_pretrained(trained_model)   # fixed weights of other runs (e.g. a feature network)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   optimizer = optax.adam(learning_rate_schedule(config))
   initial_state = jax.jit(lambda p, s: TrainState(
@@ -93,3 +99,26 @@ def setup(config: ml_collections.ConfigDict, dataset, abstract: bool = False) ->
                           out_shardings=sharding.replicated(mesh))
   state = (initial_state.eval_shape if abstract else initial_state)(params, model_state)
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)
+
+
+def trained_model(workdir: str) -> TrainedModel:
+  """The model of the image run trained in `workdir`, at its newest checkpoint, on the host:
+  what another run takes fixed weights from (`Model.load_pretrained`).
+
+  Raises:
+    RunError, in one line, for a workdir that holds no run or no checkpoint.
+  """
+  config = load_config(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  step = latest_step(directory)
+  if step is None:
+    raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its command)")
+  dataset = load_dataset(config.dataset, image_size=config.image_size,
+                         data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
+  exp = setup(config, dataset)
+  checkpointer = Checkpointer(directory, read_only=True)
+  try:
+    state = jax.device_get(checkpointer.restore(step, exp.initial_state))
+  finally:
+    checkpointer.close()
+  return TrainedModel(exp.model(state), tuple(dataset.image_shape))
