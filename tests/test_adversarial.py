@@ -92,71 +92,65 @@ def _parts(model, x, key):
   return params, forward
 
 
-def test_the_adaptive_weight_equals_the_gradient_norms_at_the_last_layer(tiny_config):
+def test_the_adaptive_weight_and_the_gradients_of_the_one_loss(tiny_config):
   """lambda = ||dL_rec/dW|| / (||dL_G/dW|| + 1e-4), W the decoder's last kernel, each gradient
-  taken directly by jax.grad of the loss with respect to the parameters."""
-  model = _model(gan(tiny_config, adversarial_weight=1.0))
+  taken directly by jax.grad of its loss with respect to the parameters; and d loss / d D =
+  d L_D / d D, d loss / d (encoder, decoder, codebook) = d (L_rec + q_loss + lambda L_G) / d
+  (...), each computed on its own."""
+  model = _model(gan(tiny_config, r1_weight=0.0))   # R1 has its own test, above
   x, key = _images(), jax.random.key(1)
   params, forward = _parts(model, x, key)
-  last = lambda g: g["decoder"]["up2"]["kernel"][...]
+  graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+  out, grads = jax.jit(jax.grad(lambda p: (lambda o: (o.loss, o))(
+      nnx.merge(graphdef, p, rest)(x, key, training=True)), has_aux=True))(params)[::-1]
 
   def generator_loss(p):
     m, _, x_hat, _ = forward(p)
     return -jnp.mean(m.adversarial.discriminator(x_hat))
 
-  g_rec = last(jax.jit(jax.grad(lambda p: forward(p)[3]))(params))
-  g_gen = last(jax.jit(jax.grad(generator_loss))(params))
-  expected = np.linalg.norm(g_rec) / (np.linalg.norm(g_gen) + 1e-4)
-  out = jax.jit(lambda x: model(x, key, training=True))(x)
-  np.testing.assert_allclose(out.batch_metrics["adversarial_weight"], expected, rtol=1e-4)
-  assert 0 < expected < 1e4
-  # adversarial_weight scales it; without the adaptive weight it is the weight alone.
-  twice = _model(gan(tiny_config, adversarial_weight=2.0))
-  out = jax.jit(lambda x: twice(x, key, training=True))(x)
-  np.testing.assert_allclose(out.batch_metrics["adversarial_weight"], 2 * expected, rtol=1e-4)
-  fixed = _model(gan(tiny_config, adversarial_weight=0.3, adaptive_weight=False))
-  out = jax.jit(lambda x: fixed(x, key, training=True))(x)
-  assert float(out.batch_metrics["adversarial_weight"]) == pytest.approx(0.3)
+  def by_hand(p):   # the parts, with the gradients the adaptive weight's norms are of
+    m, q, x_hat, rec = forward(p)
+    g_rec, g_gen = (jax.grad(f)(p)["decoder"]["up2"]["kernel"][...]
+                    for f in (lambda p: forward(p)[3], generator_loss))
+    return x_hat, jnp.linalg.norm(g_rec) / (jnp.linalg.norm(g_gen) + 1e-4)
 
-
-@pytest.mark.parametrize("start", [0, pytest.param(5, marks=pytest.mark.slow)])
-def test_one_loss_gives_the_discriminator_l_d_and_the_rest_l_g(tiny_config, start):
-  """d loss / d D = d L_D / d D and d loss / d (encoder, decoder, codebook) = d (L_rec + q_loss
-  + lambda L_G) / d (...), computed separately; before disc_start_step both terms are off."""
-  model = _model(gan(tiny_config, disc_start_step=start))
-  x, key = _images(), jax.random.key(1)
-  params, forward = _parts(model, x, key)
-  graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-  out = jax.jit(lambda x: model(x, key, training=True))(x)
-  grads = jax.jit(jax.grad(lambda p: nnx.merge(graphdef, p, rest)(x, key, training=True).loss))(
-      params)
-  on = float(start == 0)
-  weight = out.batch_metrics["adversarial_weight"]
+  x_hat, weight = jax.jit(by_hand)(params)
+  np.testing.assert_allclose(out.batch_metrics["adversarial_weight"], weight, rtol=1e-4)
+  assert 0 < weight < 1e4
   m = nnx.merge(graphdef, params, rest)
-  x_hat = jax.jit(lambda p: forward(p)[2])(params)
-  real_fake = jnp.concatenate([x, jax.lax.stop_gradient(x_hat)])
+  d_graphdef, d_params = nnx.split(m.adversarial.discriminator)
 
   def l_d(d_params):
-    d = nnx.merge(nnx.split(m.adversarial.discriminator)[0], d_params)
-    logits = d(real_fake)
+    logits = nnx.merge(d_graphdef, d_params)(jnp.concatenate([x, x_hat]))
     real, fake = logits[:4], logits[4:]
-    return on * (ops.discriminator_loss("hinge", real, fake)
-                 + 0.1 * ops.lecam_penalty(real, fake, 0.0, 0.0)
-                 + 0.5 * ops.r1_penalty(d, x))
-
-  d_grads = jax.jit(jax.grad(l_d))(nnx.split(m.adversarial.discriminator)[1])
-  for a, b in zip(jax.tree.leaves(grads["adversarial"]), jax.tree.leaves(d_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
-  assert any(np.any(g) for g in jax.tree.leaves(d_grads)) == bool(on)
+    return (ops.discriminator_loss("hinge", real, fake)
+            + 0.1 * ops.lecam_penalty(real, fake, 0.0, 0.0))
 
   def l_g(p):
     m, q, x_hat, rec = forward(p)   # (only the gradients of the other parts are compared)
-    return rec + q.loss - on * weight * jnp.mean(m.adversarial.discriminator(x_hat))
+    return rec + q.loss - weight * jnp.mean(m.adversarial.discriminator(x_hat))
 
-  g_grads = jax.jit(jax.grad(l_g))(params)
+  d_grads, g_grads = jax.jit(lambda d, p: (jax.grad(l_d)(d), jax.grad(l_g)(p)))(d_params, params)
+  for a, b in zip(jax.tree.leaves(grads["adversarial"]), jax.tree.leaves(d_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+  assert any(np.any(g) for g in jax.tree.leaves(d_grads))
   for part in ("encoder", "decoder", "quantizer"):
     for a, b in zip(jax.tree.leaves(grads[part]), jax.tree.leaves(g_grads[part])):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
+
+
+def test_before_its_start_step_the_discriminator_adds_nothing(tiny_config):
+  """The same encoder, decoder and codebook (the discriminator's parameters are drawn after
+  theirs) give the loss of a model without a discriminator until disc_start_step."""
+  x, key = _images(), jax.random.key(1)
+  losses = {}
+  for name, model in (("waiting", _model(gan(tiny_config, disc_start_step=5))),
+                      ("none", _model(gan(tiny_config, adversarial_weight=0.0)))):
+    out = jax.jit(lambda x: model(x, key, training=True))(x)
+    losses[name] = out.loss
+    if name == "waiting":
+      assert float(out.batch_metrics["disc_active"]) == 0.0 and out.batch_metrics["d_loss"] > 0
+  np.testing.assert_allclose(losses["waiting"], losses["none"], rtol=1e-6)
 
 
 def test_without_the_new_losses_the_model_is_todays(tiny_config):

@@ -16,6 +16,7 @@ from jaxvq import config as config_lib
 from jaxvq.sampling import sample_images
 from jaxvq.tokens.runs import encode_codes
 from jaxvq.train import train_and_evaluate
+from jaxvq.train.metrics_writer import read_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHORT_RUN = dict(batch_size=2, eval_batch_size=4, num_eval_examples=4, num_train_steps=2,
@@ -23,7 +24,8 @@ SHORT_RUN = dict(batch_size=2, eval_batch_size=4, num_eval_examples=4, num_train
                  num_devices=1)
 
 
-NARROW = {"vqvae": dict(hidden=16, residual_hidden=8, num_residual_blocks=1),
+NARROW = {"vqvae": dict(hidden=16, residual_hidden=8, num_residual_blocks=1, disc_hidden=4,
+                        perceptual_widths=(4, 4, 4, 4)),
           "pixelcnn": dict(channels=8, num_layers=2, head_channels=16)}
 
 
@@ -31,6 +33,8 @@ def _config(name, **overrides):
   config = config_lib.load_file(os.path.join(REPO, "configs", f"{name}.py"))
   config.update({**SHORT_RUN, **overrides})
   config.model.update(NARROW[config.model.name])
+  if config.model.get("adversarial_weight"):   # the discriminator acts in the short run
+    config.model.disc_start_step = 0
   return config
 
 
@@ -52,7 +56,8 @@ def photo_folder(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, grid", [("vqvae_imagenet128", 32), ("vqvae_f8_256", 32)])
+@pytest.mark.parametrize("name, grid", [("vqvae_imagenet128", 32), ("vqvae_f8_256", 32),
+                                        ("vqgan_imagenet128", 16)])
 def test_imagenet_scale_vqvae_trains_on_a_folder_of_real_photos(name, grid, photo_folder,
                                                                  tmp_path):
   config = _config(name, dataset=f"folder:{photo_folder}")
@@ -80,3 +85,18 @@ def test_imagenet128_and_its_prior_through_mocked_tfds_imagenet(tmp_path):
     assert 0 < final["bits_per_code"]
     pictures, codes, _ = sample_images(prior_dir, num_samples=1, label=7)   # decodes: ImageNet
   assert pictures.shape == (1, 128, 128, 3) and codes.shape == (1, 32, 32)
+
+
+@pytest.mark.slow
+def test_vqgan_imagenet128_trains_through_mocked_tfds_imagenet(tmp_path):
+  """The VQGAN losses at ImageNet's shapes: L1, the random network's perceptual loss, the
+  discriminator (3 layers: a 14x14 grid of patch logits) and LeCam, in the train rows."""
+  with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE), \
+       mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
+    config = _config("vqgan_imagenet128")
+    config.model.quantizer.kmeans_init_batches = 1
+    final = train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(final["l1"]) and np.isfinite(final["perceptual"])
+  train = read_rows(str(tmp_path), "train")[-1]
+  assert train["disc_active"] == 1.0 and all(np.isfinite(train[k]) for k in (
+      "d_loss", "g_loss", "lecam_penalty", "adversarial_weight", "logits_real", "logits_fake"))
