@@ -13,6 +13,9 @@ from flax import nnx
 from jaxvq import config as config_lib
 from jaxvq.errors import ConfigError, RunError
 from jaxvq.models.perceptual import Frozen
+from jaxvq.nets import layers
+from jaxvq.nets.discriminator import PatchDiscriminator
+from jaxvq.ops import conv_kernels
 from jaxvq.ops import adversarial as ops
 from jaxvq.ops import vq
 from jaxvq.registry import build_model
@@ -74,6 +77,23 @@ def test_lecam_and_r1_penalties_by_hand():
   x = _images(2)[:, :2, :3]
   expected = np.mean(np.sum((2 * np.asarray(w) * np.asarray(x)) ** 2, axis=(1, 2, 3)))
   np.testing.assert_allclose(ops.r1_penalty(lambda v: w * v ** 2, x), expected, rtol=1e-5)
+
+
+def test_r1s_gradient_through_jaxvqs_conv_kernels_is_the_lax_convolutions(monkeypatch):
+  """R1 differentiates the discriminator twice, through the hand-written backward pass of the
+  4x4 stride-2 convolution on CPU (jaxvq/ops/conv_kernels.py): the same as XLA's."""
+  create = lambda: PatchDiscriminator((16, 16, 1), 2, 2, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(nnx.eval_shape(create))[0], jax.jit(
+      lambda: nnx.split(create())[1])()
+  x = _images(2)[:, :16, :16]
+  r1_grad = lambda: jax.jit(jax.grad(lambda p: ops.r1_penalty(nnx.merge(graphdef, p), x)))(
+      params)
+  fast = r1_grad()
+  monkeypatch.setattr(layers, "conv2d", lambda v, k, stride=1, padding=((0, 0), (0, 0)):
+                      conv_kernels.lax_conv2d(v, k, stride, padding))
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(r1_grad())):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert any(np.any(g) for g in jax.tree.leaves(fast))
 
 
 def _parts(model, x, key):
