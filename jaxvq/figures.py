@@ -43,6 +43,14 @@ def interleave_rows(originals: np.ndarray, reconstructions: np.ndarray, columns:
   return np.stack([a, b], axis=1).reshape((-1,) + originals.shape[1:])
 
 
+def side_by_side(image_sets: list, originals=None, columns: int = 12) -> np.ndarray:
+  """The first `columns` images of each set [N, H, W, C] (uint8, or floats in [0, 1]), one row
+  a set, below a row of `originals` when given: for `save_png(path, ..., columns)`."""
+  rows = ([] if originals is None else [originals]) + list(image_sets)
+  return np.concatenate([np.asarray(r[:columns], np.float32) / (255.0 if r.dtype == np.uint8
+                                                                 else 1.0) for r in rows])
+
+
 def save_usage_histogram(path: str, counts: np.ndarray, title: str = "") -> str:
   """A bar chart of how often each code was used."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top

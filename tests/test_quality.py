@@ -271,9 +271,13 @@ def test_a_priors_final_evaluation_writes_a_fid_row(tiny, trained_vqvae, feature
   # The row is the quality command's measurement of the same samples.
   again = quality.measure_run(prior_dir, feature_workdir, 100)
   assert again["fid"] == pytest.approx(row["fid"], rel=1e-6)
+  picture = tmp_path / "side_by_side.png"
   (vqvae_row,) = quality.measure_sources([f"reconstructions:{vqvae_dir}"],
-                                         quality.load_feature_extractor(feature_workdir), 100)
+                                         quality.load_feature_extractor(feature_workdir), 100,
+                                         picture=str(picture), picture_columns=5)
   assert 0 < vqvae_row["ssim"] < 1 and vqvae_row["psnr"] > 5
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  assert Image.open(picture).size == (5 * 29 + 1, 2 * 29 + 1)   # originals, reconstructions
 
 
 @pytest.mark.slow
@@ -290,3 +294,14 @@ def test_a_feature_network_of_resized_images_is_compared_with_the_test_split_res
   resized = load_dataset("fashion_mnist", image_size=32).test.inputs(np.arange(20))
   np.testing.assert_array_equal(reference.features,
                                 resized.reshape(20, -1)[:, :8].astype(np.float32) / 255.0)
+
+
+def test_side_by_side_puts_the_originals_first_and_scales_uint8_images():
+  from jaxvq import figures  # pylint: disable=g-import-not-at-top
+  originals = np.full((4, 2, 2, 1), 255, np.uint8)
+  a, b = np.zeros((4, 2, 2, 1), np.float32), np.full((4, 2, 2, 1), 0.5, np.float32)
+  rows = figures.side_by_side([a, b], originals, columns=3)
+  np.testing.assert_array_equal(rows[:, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0.5, 0.5, 0.5])
+  with pytest.raises(ConfigError, match="png"):
+    quality.measure_sources(["dataset:fashion_mnist:test"], None, 10, dataset="x",
+                            picture="out.jpg")

@@ -9,7 +9,8 @@ dataset the feature network (`jaxvq features`) was trained on: FID (Heusel et al
 2017), precision and recall of the feature manifolds (Kynkäänniemi et al. 2019,
 k = 3), the classifier's accuracy on the classes class-conditional samples were
 drawn for, and for reconstructions PSNR and SSIM (their FID is the
-reconstruction FID). Prints a Markdown table and one JSON line.
+reconstruction FID). Prints a Markdown table and one JSON line; `--picture=F.png` draws
+the first images of each source side by side.
 """
 import json
 
@@ -29,6 +30,10 @@ def define_flags() -> None:
   flags.DEFINE_integer("num_images", 10000, "N, images per set and real test images.")
   sampling_flags.define_flags()
   flags.DEFINE_integer("seed", 0, "Seed of the samples.")
+  flags.DEFINE_string("picture", "", "Also draw the first --picture_columns images of each "
+                      "source in this PNG, one row each (below the originals, for "
+                      "reconstructions).")
+  flags.DEFINE_integer("picture_columns", 12, "Images per row of --picture.", lower_bound=1)
   flags.mark_flags_as_required(["features", "images"])
 
 
@@ -38,7 +43,8 @@ def main(argv):
   options = sampling.given_options(**sampling_flags.options())
   rows = quality.measure_sources(FLAGS.images, extractor, FLAGS.num_images,
                                  temperature=FLAGS.temperature, seed=FLAGS.seed,
-                                 sample_options=options)
+                                 sample_options=options, picture=FLAGS.picture,
+                                 picture_columns=FLAGS.picture_columns)
   for row in rows:
     if row["source"].startswith("prior:"):
       row.update(temperature=FLAGS.temperature, **options)

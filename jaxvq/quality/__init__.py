@@ -11,7 +11,8 @@
 """
 from __future__ import annotations
 
-from jaxvq import registry
+from jaxvq import figures, registry
+from jaxvq.errors import ConfigError
 from jaxvq.priors.base import Prior
 from jaxvq.quality.features import (ClassifierExtractor, FeatureExtractor, FunctionExtractor,
                                     features_config, load_feature_extractor, read_description,
@@ -24,11 +25,14 @@ from jaxvq.train.workdir import load_config
 
 def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000, *,
                     dataset: str | None = None, temperature: float = 1.0, seed: int = 0,
-                    sample_options: dict | None = None) -> list:
+                    sample_options: dict | None = None, picture: str = "",
+                    picture_columns: int = 12) -> list:
   """One row of metrics per source string (jaxvq.quality.sources), each against the first
   `num` test images of `dataset` (default: the one a jaxvq feature network was trained on);
   a prior's samples are drawn at `temperature` with its `sample_options`
-  (jaxvq.sampling.SAMPLE_OPTIONS).
+  (jaxvq.sampling.SAMPLE_OPTIONS). With `picture` (a .png path), the first
+  `picture_columns` images of each source are drawn there, one row each, below the
+  originals where a source holds reconstructions: the sources side by side.
 
   Returns:
     A list of dicts, one per source: source, num_images, fid, precision, recall, and where
@@ -38,10 +42,20 @@ def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000
     dataset = getattr(extractor, "dataset", None)
   if dataset is None:
     raise ValueError("give the dataset whose test split is the reference")
+  if picture and not picture.endswith(".png"):
+    raise ConfigError(f"--picture={picture}: give a .png path")
   reference = real_reference(extractor, dataset, num)
-  return [measure(load_images(source, num, temperature=temperature, seed=seed,
-                              sample_options=sample_options), extractor, reference)
-          for source in sources]
+  rows, shown = [], []
+  for source in sources:
+    images = load_images(source, num, temperature=temperature, seed=seed,
+                         sample_options=sample_options)
+    rows.append(measure(images, extractor, reference))
+    shown.append(images)
+  if picture:
+    figures.save_png(picture, figures.side_by_side(
+        [s.images for s in shown], next((s.references for s in shown if s.is_reconstruction),
+                                        None), picture_columns), picture_columns)
+  return rows
 
 
 SOURCE_OF_MODEL = {"vae": "vae", "autoencoder": "ae", "vqvae": "reconstructions"}
