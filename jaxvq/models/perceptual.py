@@ -61,7 +61,12 @@ class RandomFeatures(nnx.Module):
   scale through the depth), the block's output a feature map; 2x2 average pooling between
   blocks. Images in [0, 1] enter as 2x - 1."""
 
-  def __init__(self, channels: int, widths, seed: int):
+  def __init__(self, image_shape, widths, seed: int):
+    height, width, channels = image_shape
+    if min(height, width) < 2 ** (len(widths) - 1):
+      raise ConfigError(f"config.model.perceptual_widths={tuple(widths)} pools the "
+                        f"{height}x{width} images {len(widths) - 1} times, to nothing: give "
+                        f"at most {min(height, width).bit_length()} widths")
     rngs = nnx.Rngs(params=seed)
     init = nnx.initializers.he_normal()
     convs, previous = [], channels

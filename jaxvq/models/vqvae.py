@@ -127,7 +127,7 @@ class VQVAE(Model):
     if self.perceptual_weight:
       # A network of other weights than random ones is loaded by `load_pretrained`.
       self.perceptual = nnx.data(perceptual.PerceptualNetwork(perceptual.RandomFeatures(
-          image_shape[-1], cfg.perceptual_widths, cfg.perceptual_seed))
+          image_shape, cfg.perceptual_widths, cfg.perceptual_seed))
                                  if self.perceptual_network == perceptual.RANDOM else None)
     if cfg.get("adversarial_weight", 0.0):
       self.adversarial = Adversarial(cfg, image_shape, dtype=dtype, rngs=rngs)
