@@ -20,10 +20,11 @@ def test_colab_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
                  resources={"metadata": {"path": REPO}}).execute()
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
-  assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4   # recon, usage, samples, curves
+  assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5   # recon, usage, 2 samples, curves
   text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
   assert "smoke run" in text and "bits per code" in text
   with open(tmp_path / "vqvae" / "codes" / "metadata.json") as f:
     assert json.load(f)["num_codes"] == 32
   assert os.path.exists(tmp_path / "curves.png")
   assert os.path.exists(tmp_path / "prior" / "checkpoints" / "30")
+  assert os.path.exists(tmp_path / "transformer" / "checkpoints" / "30")   # sampled with guidance
