@@ -101,6 +101,35 @@ def setup(config: ml_collections.ConfigDict, dataset, abstract: bool = False) ->
   return Experiment(config, dataset, mesh, graphdef, optimizer, state)
 
 
+def image_dataset(config: ml_collections.ConfigDict):
+  """The images an image run's config names (its dataset, image_size, data_dir and
+  corrupt_images keys)."""
+  return load_dataset(config.dataset, image_size=config.image_size,
+                      data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
+
+
+def restore(workdir: str, data_of: Callable, step: int | None = None) -> tuple:
+  """(experiment, state, step) of the run trained in `workdir`: its config.json set up on the
+  data `data_of(config)` gives, at the checkpoint of `step` (None: the newest).
+
+  Raises:
+    RunError, in one line, for a workdir that holds no run or no checkpoint.
+  """
+  config = load_config(workdir)
+  directory = os.path.join(workdir, "checkpoints")
+  step = latest_step(directory) if step is None else step
+  if step is None:
+    raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py "
+                   f"command)")
+  exp = setup(config, data_of(config))
+  checkpointer = Checkpointer(directory, read_only=True)
+  try:
+    state = checkpointer.restore(step, exp.initial_state)
+  finally:
+    checkpointer.close()
+  return exp, state, step
+
+
 def trained_model(workdir: str) -> TrainedModel:
   """The model of the image run trained in `workdir`, at its newest checkpoint, on the host:
   what another run takes fixed weights from (`Model.load_pretrained`).
@@ -108,17 +137,5 @@ def trained_model(workdir: str) -> TrainedModel:
   Raises:
     RunError, in one line, for a workdir that holds no run or no checkpoint.
   """
-  config = load_config(workdir)
-  directory = os.path.join(workdir, "checkpoints")
-  step = latest_step(directory)
-  if step is None:
-    raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its command)")
-  dataset = load_dataset(config.dataset, image_size=config.image_size,
-                         data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
-  exp = setup(config, dataset)
-  checkpointer = Checkpointer(directory, read_only=True)
-  try:
-    state = jax.device_get(checkpointer.restore(step, exp.initial_state))
-  finally:
-    checkpointer.close()
-  return TrainedModel(exp.model(state), tuple(dataset.image_shape))
+  exp, state, _ = restore(workdir, image_dataset)
+  return TrainedModel(exp.model(jax.device_get(state)), tuple(exp.dataset.image_shape))

@@ -8,14 +8,11 @@ from typing import Callable, Optional
 
 import ml_collections
 
-from jaxvq.data import load_dataset
 from jaxvq.errors import RunError
 from jaxvq.tokens import codes, provenance
 from jaxvq.train import checkpoint
-from jaxvq.train.checkpoint import Checkpointer
-from jaxvq.train.experiment import Experiment, TrainState, setup
+from jaxvq.train.experiment import Experiment, TrainState, image_dataset, restore
 from jaxvq.train import workdir as workdir_lib
-from jaxvq.train.workdir import load_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +51,7 @@ def load_data(config: ml_collections.ConfigDict, prior_workdir: Optional[str] = 
   one the prior recorded are refused before they are read.
   """
   if not codes.is_codes(config.dataset):
-    return load_dataset(config.dataset, image_size=config.image_size,
-                        data_dir=config.data_dir or None, corrupt_images=config.corrupt_images)
+    return image_dataset(config)
   if prior_workdir is not None:
     problem = tokenizer_mismatch(prior_workdir, codes.workdir_of(config.dataset))
     if problem:
@@ -83,14 +79,6 @@ def load_run(workdir: str, step: Optional[int] = None) -> Run:
     A `Run`: `.config`, `.model` (the NNX model with the checkpoint's parameters),
     `.state`, `.step`, and `.jit(fn)` to compile fn(model, ...).
   """
-  config = load_config(workdir)
-  directory = os.path.join(workdir, "checkpoints")
-  step = checkpoint.latest_step(directory) if step is None else step
-  if step is None:
-    raise RunError(f"{workdir} has no checkpoint yet: train it first (rerun its train.py command)")
-  exp = setup(config, load_data(config, workdir))
-  checkpointer = Checkpointer(directory, read_only=True)
-  state = checkpointer.restore(step, exp.initial_state)
-  checkpointer.close()
+  exp, state, step = restore(workdir, lambda config: load_data(config, workdir), step)
   return Run(workdir, exp, state, workdir_lib.run_id(workdir),
-             checkpoint.saved_checksum(directory, step))
+             checkpoint.saved_checksum(os.path.join(workdir, "checkpoints"), step))
