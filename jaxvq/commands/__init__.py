@@ -15,6 +15,8 @@ COMMANDS = {
     "bench": "time a config's compiled train step (layers, formulations, peers, sampling)",
     "compare": "train a VQ-VAE config in several codebook variants, side by side",
     "features": "train the feature network of `quality`: --dataset=NAME --workdir=DIR",
+    "photos": "a folder of real photo crops made offline from scikit-image's photos: "
+              "--output=DIR",
     "quality": "FID, precision/recall, class accuracy, PSNR/SSIM of images: --images=SOURCE "
                "--features=FEATURES_DIR",
 }
