@@ -276,6 +276,17 @@ def test_a_priors_final_evaluation_writes_a_fid_row(tiny, trained_vqvae, feature
                                          quality.load_feature_extractor(feature_workdir), 100,
                                          picture=str(picture), picture_columns=5)
   assert 0 < vqvae_row["ssim"] < 1 and vqvae_row["psnr"] > 5
+  # Without the feature network: the same PSNR and SSIM, and nothing else.
+  done = run_quality(f"--images=reconstructions:{vqvae_dir}", "--num_images=100")
+  assert done.returncode == 0, done.stderr
+  alone = json.loads(done.stdout.strip().splitlines()[-1])
+  assert alone["features"] is None and alone["dataset"] is None
+  (alone_row,) = alone["rows"]
+  assert set(alone_row) == {"source", "num_images", "psnr", "ssim"}
+  assert (alone_row["source"], alone_row["num_images"]) == (vqvae_row["source"], 100)
+  for key in ("psnr", "ssim"):
+    assert alone_row[key] == pytest.approx(vqvae_row[key], rel=1e-6)
+  assert "| images | N | PSNR (dB) | SSIM |" in done.stdout
   from PIL import Image  # pylint: disable=g-import-not-at-top
   assert Image.open(picture).size == (5 * 29 + 1, 2 * 29 + 1)   # originals, reconstructions
 
@@ -305,3 +316,46 @@ def test_side_by_side_puts_the_originals_first_and_scales_uint8_images():
   with pytest.raises(ConfigError, match="png"):
     quality.measure_sources(["dataset:fashion_mnist:test"], None, 10, dataset="x",
                             picture="out.jpg")
+
+
+def mean_psnr(images, references):
+  """10 log10(1 / MSE) per image in [0, 1], averaged: PSNR by its definition."""
+  mse = np.mean((np.asarray(images, np.float64) - references) ** 2, axis=(1, 2, 3))
+  return float(np.mean(10 * np.log10(1.0 / mse)))
+
+
+def test_reconstructions_are_measured_without_a_feature_network(trained_vqvae, tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxvq.quality.measure import real_reference  # pylint: disable=g-import-not-at-top
+  from jaxvq.quality.sources import load_images  # pylint: disable=g-import-not-at-top
+  source = f"reconstructions:{trained_vqvae.workdir}"
+  picture = tmp_path / "alone.png"
+  (row,) = quality.measure_sources([source], None, 20, picture=str(picture), picture_columns=4)
+  assert set(row) == {"source", "num_images", "psnr", "ssim"} and row["num_images"] == 20
+  images = load_images(source, 20)   # the first 20 test images, and their reconstructions
+  assert row["psnr"] == pytest.approx(
+      mean_psnr(images.images, images.references.astype(np.float64) / 255.0), rel=1e-5)
+  # The with-features path (here a trivial extractor of the pixels) on the same images.
+  pixels = quality.FunctionExtractor(lambda x: x.reshape(len(x), -1)[:, 300:304],
+                                     image_shape=(28, 28, 1), feature_dim=4)
+  with_features = measure(images, pixels, real_reference(pixels, "fashion_mnist", 20))
+  assert {k: with_features[k] for k in row} == row and "fid" in with_features
+  assert Image.open(picture).size == (4 * 29 + 1, 2 * 29 + 1)   # originals, reconstructions
+  assert quality.format_table([row]).splitlines()[0] == "| images | N | PSNR (dB) | SSIM |"
+  with pytest.raises(DatasetError, match="has 10000 images, fewer than --num_images=10001"):
+    quality.measure_sources([source], None, 10001)
+
+
+def test_without_features_other_sources_are_refused_in_one_line_before_any_work(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  for other in (f"prior:{missing}", f"vae:{missing}", "dataset:fashion_mnist:test"):
+    # The reconstructions source before it is not loaded (its workdir does not exist).
+    with pytest.raises(ConfigError) as error:
+      quality.measure_sources([f"reconstructions:{missing}", other], None, 10)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"--images={other} needs --features=DIR")
+    assert "`jaxvq features`" in message
+  done = run_quality(f"--images=marginal:{missing}", "--num_images=10")
+  assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+  assert f"error: --images=marginal:{missing} needs --features=DIR" in done.stderr

@@ -8,6 +8,7 @@
 
   extractor = load_feature_extractor("workdirs/features_fashion_mnist")
   rows = measure_sources(["prior:workdirs/prior"], extractor, num=10000)
+  rows = measure_sources(["reconstructions:workdirs/vqvae"], None, num=1000)   # PSNR, SSIM only
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from jaxvq.quality.features import (ClassifierExtractor, FeatureExtractor, Funct
                                     train_feature_network)
 from jaxvq.quality.measure import Reference, format_table, measure, real_reference
 from jaxvq.quality.metrics import fid, frechet_distance, precision_recall, psnr, ssim
-from jaxvq.quality.sources import ImageSet, load_images
+from jaxvq.quality.sources import ImageSet, check_without_features, load_images
 from jaxvq.train.workdir import load_config
 
 
-def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000, *,
+def measure_sources(sources: list, extractor: FeatureExtractor | None, num: int = 10000, *,
                     dataset: str | None = None, temperature: float = 1.0, seed: int = 0,
                     sample_options: dict | None = None, picture: str = "",
                     picture_columns: int = 12) -> list:
@@ -34,17 +35,27 @@ def measure_sources(sources: list, extractor: FeatureExtractor, num: int = 10000
   `picture_columns` images of each source are drawn there, one row each, below the
   originals where a source holds reconstructions: the sources side by side.
 
+  With no extractor (no feature network, e.g. for an unlabelled image folder), only
+  reconstructions:DIR sources, each measured by PSNR and SSIM against its run's own first
+  `num` test images; any other source is refused in one line before anything is loaded.
+
   Returns:
     A list of dicts, one per source: source, num_images, fid, precision, recall, and where
-    they apply class_accuracy, psnr and ssim (`jaxvq.quality.measure`).
+    they apply class_accuracy, psnr and ssim (`jaxvq.quality.measure`); with no extractor,
+    source, num_images, psnr and ssim.
   """
-  if dataset is None:
-    dataset = getattr(extractor, "dataset", None)
-  if dataset is None:
-    raise ValueError("give the dataset whose test split is the reference")
   if picture and not picture.endswith(".png"):
     raise ConfigError(f"--picture={picture}: give a .png path")
-  reference = real_reference(extractor, dataset, num)
+  reference = None
+  if extractor is None:
+    for source in sources:
+      check_without_features(source)
+  else:
+    if dataset is None:
+      dataset = getattr(extractor, "dataset", None)
+    if dataset is None:
+      raise ValueError("give the dataset whose test split is the reference")
+    reference = real_reference(extractor, dataset, num)
   rows, shown = [], []
   for source in sources:
     images = load_images(source, num, temperature=temperature, seed=seed,

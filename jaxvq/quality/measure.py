@@ -6,7 +6,8 @@
 
 Every set is compared with the first N images of the test split of the dataset
 the feature network was trained on, at the same N: FID is biased upwards at small
-N, so only values of the same N compare.
+N, so only values of the same N compare. Without a feature network, reconstructions
+are measured by PSNR and SSIM against their originals alone (`measure(images, None, None)`).
 """
 from __future__ import annotations
 
@@ -58,10 +59,29 @@ def real_reference(extractor: FeatureExtractor, dataset: str, num: int) -> Refer
   return Reference(dataset, features, test.labels(indices), logits)
 
 
-def measure(images: ImageSet, extractor: FeatureExtractor, reference: Reference) -> dict:
+def fidelity(images: ImageSet) -> dict:
+  """psnr and ssim of reconstructions against their originals (nothing for other sets): what
+  needs no feature network."""
+  if not images.is_reconstruction:
+    return {}
+  references = images.references
+  if references.dtype == np.uint8:
+    references = references.astype(np.float32) / 255.0
+  return {"psnr": metrics.psnr(images.images, references),
+          "ssim": metrics.ssim(np.asarray(images.images, np.float32), references)}
+
+
+def measure(images: ImageSet, extractor: Optional[FeatureExtractor],
+            reference: Optional[Reference]) -> dict:
   """The metrics of `images` against the reference: num_images, fid, precision, recall;
   class_accuracy when the images carry labels and the extractor classifies; psnr and ssim
-  of reconstructions (whose fid is the reconstruction FID)."""
+  of reconstructions (whose fid is the reconstruction FID). With no extractor (and no
+  reference), reconstructions only, and only num_images, psnr and ssim (`fidelity`)."""
+  if extractor is None:
+    if not images.is_reconstruction:
+      raise ValueError(f"{images.source}: only reconstructions are measured without a "
+                       f"feature extractor")
+    return {"source": images.source, "num_images": len(images.images), **fidelity(images)}
   if len(images.images) != reference.num:
     raise DatasetError(f"{images.source} gave {len(images.images)} images, not the "
                        f"{reference.num} of the reference: FIDs compare only at equal N")
@@ -73,13 +93,7 @@ def measure(images: ImageSet, extractor: FeatureExtractor, reference: Reference)
          "precision": precision, "recall": recall}
   if images.labels is not None and logits is not None:
     row["class_accuracy"] = metrics.accuracy(logits, images.labels)
-  if images.is_reconstruction:
-    references = images.references
-    if references.dtype == np.uint8:
-      references = references.astype(np.float32) / 255.0
-    row["psnr"] = metrics.psnr(images.images, references)
-    row["ssim"] = metrics.ssim(np.asarray(images.images, np.float32), references)
-  return row
+  return {**row, **fidelity(images)}
 
 
 COLUMNS = (("fid", "FID", "{:.2f}"), ("precision", "precision", "{:.3f}"),

@@ -11,6 +11,9 @@
   reconstructions:WORKDIR      an AE's, VAE's or VQ-VAE's reconstructions of the test split
   dataset:NAME:SPLIT           a dataset split (the first N of the test split, a seeded random
                                N of the training split)
+
+Only reconstructions are measured without a feature network (PSNR and SSIM against their
+originals; `check_without_features`): every other set needs one.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from jaxvq.tokens.runs import load_prior, load_tokenizer_of
 from jaxvq.train.run import load_run
 
 KINDS = ("prior", "marginal", "vae", "ae", "reconstructions", "dataset")
+WITHOUT_FEATURES = ("reconstructions",)   # the kinds measured with no feature network
 
 
 @dataclasses.dataclass
@@ -50,6 +54,16 @@ def _parse(source: str) -> tuple:
     raise ConfigError(f"--images={source} is not a source of images: one of prior:DIR, "
                       f"marginal:DIR, vae:DIR, ae:DIR, reconstructions:DIR or dataset:NAME:SPLIT")
   return kind, where
+
+
+def check_without_features(source: str) -> None:
+  """Refuses, in one line, a source that cannot be measured without a feature network."""
+  kind, _ = _parse(source)
+  if kind not in WITHOUT_FEATURES:
+    raise ConfigError(f"--images={source} needs --features=DIR, a feature network from "
+                      f"`jaxvq features` (its FID, precision and recall are measured in the "
+                      f"network's features); without --features only reconstructions:DIR "
+                      f"sources are measured (PSNR, SSIM)")
 
 
 def _chunks(num: int, chunk: int):
