@@ -18,5 +18,5 @@ COMMANDS = {
     "photos": "a folder of real photo crops made offline from scikit-image's photos: "
               "--output=DIR",
     "quality": "FID, precision/recall, class accuracy, PSNR/SSIM of images: --images=SOURCE "
-               "--features=FEATURES_DIR",
+               "[--features=FEATURES_DIR]",
 }
