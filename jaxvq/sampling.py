@@ -25,6 +25,8 @@ SAMPLE_OPTIONS = {
     "top_p": 1.0,      # keep the fewest most likely codes whose probability reaches p (1: all)
     "guidance": 1.0,   # classifier-free guidance scale s: l_u + s (l_c - l_u) (1: the class's)
     "steps": 0,        # parallel decoding steps (0: the prior's default)
+    # the scale of MaskGIT's Gumbel noise on the confidences (None: the prior's config)
+    "choice_temperature": None,
 }
 
 
@@ -62,6 +64,9 @@ def check_request(prior, num_samples: int, label, temperature: float = 1.0, **op
     if option == "steps" and not 1 <= value <= prior.num_positions:
       raise SampleError(f"steps must be in [1, {prior.num_positions}] (the grid's positions); "
                         f"got {value}", option)
+    if option == "choice_temperature" and not 0 <= value < float("inf"):
+      raise SampleError(f"choice_temperature must be a finite number of at least 0 (0: keep "
+                        f"the most confident codes; the paper's 4.5); got {value}", option)
   if num_samples < 1:
     raise SampleError(f"num_samples must be at least 1, got {num_samples}", "num_samples")
   if not temperature > 0:
@@ -158,7 +163,7 @@ def sample_codes(exp, state, key, num_samples: int, label=None, temperature: flo
     label: the class of every sample, or None (every class in turn, if conditional).
     temperature: the softmax temperature.
     how: one of the prior's `sampler_names` ("": its default); all draw the same codes.
-    **options: the prior's SAMPLE_OPTIONS (top_k, top_p, guidance, steps).
+    **options: the prior's SAMPLE_OPTIONS (top_k, top_p, guidance, steps, choice_temperature).
 
   Returns:
     [N, h, w] int32 code grids.

@@ -148,6 +148,27 @@ def test_sampling_draws_codes_with_no_mask_left_and_the_key_decides():
   assert every.min() >= 0 and every.max() < K
 
 
+def test_the_choice_temperature_option_reaches_the_decoder_and_unset_is_the_configs():
+  prior = _prior(choice_temperature=4.5)
+  labels = jnp.array([0, 1, 2, 3])
+
+  def draw(choice_temperature):
+    return jax.jit(lambda key: prior.sample(key, 4, labels, choice_temperature=choice_temperature)
+                   )(jax.random.key(7))
+
+  def decoded(choice_temperature):
+    codes, _ = decoding.parallel_decode(
+        jax.random.key(7), lambda tokens: prior.sampling_logits(tokens, labels), 4, 49, K,
+        prior.decoding_steps, 1.0, choice_temperature)
+    return codes.reshape((4,) + GRID)
+
+  np.testing.assert_array_equal(draw(None), decoded(4.5))
+  np.testing.assert_array_equal(draw(4.5), decoded(4.5))
+  np.testing.assert_array_equal(draw(0.0), decoded(0.0))
+  np.testing.assert_array_equal(draw(30.0), decoded(30.0))
+  assert not np.array_equal(decoded(0.0), decoded(30.0))
+
+
 @pytest.mark.parametrize("options, message", [
     ({"steps": -1}, "steps must be in [1, 49] (the grid's positions); got -1"),
     ({"steps": 50}, "steps must be in [1, 49] (the grid's positions); got 50"),
@@ -156,6 +177,9 @@ def test_sampling_draws_codes_with_no_mask_left_and_the_key_decides():
     ({"top_p": 0.0}, "top_p must be in (0, 1]; got 0.0"),
     ({"top_p": 1.5}, "top_p must be in (0, 1]; got 1.5"),
     ({"guidance": -0.5}, "guidance must be at least 0 (1: no guidance); got -0.5"),
+    ({"choice_temperature": -1.0}, "choice_temperature must be a finite number of at least 0"),
+    ({"choice_temperature": float("inf")}, "choice_temperature must be a finite number of at "
+     "least 0 (0: keep the most confident codes; the paper's 4.5); got inf"),
     ({"guidance": 2.0, "dropout": 0.0}, "guidance 2.0 needs a class-conditional prior trained "
      "with label dropout"),
 ])
@@ -170,6 +194,8 @@ def test_options_it_can_use_pass_and_bad_configs_are_refused():
   prior = _prior(label_dropout=0.1)
   sampling.check_request(prior, 4, 3, 0.5, steps=49, top_k=16, top_p=0.5, guidance=0.0)
   sampling.check_request(prior, 4, None, 1.0, steps=1, top_k=1, top_p=1.0, guidance=3.0)
+  sampling.check_request(prior, 4, None, 1.0, choice_temperature=0.0)
+  sampling.check_request(prior, 4, None, 1.0, choice_temperature=50.0)
   with pytest.raises(ConfigError, match="decoding_steps 50 is more than the 49 positions"):
     _prior(decoding_steps=50)
   with pytest.raises(ConfigError, match="label_dropout 0.1 drops class labels"):

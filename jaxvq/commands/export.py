@@ -1,7 +1,8 @@
 """A trained run as `jax.export` functions, to serve with jax alone (no jaxvq).
 
   jaxvq export --workdir=DIR --output=DIR [--platforms=cpu,cuda,tpu] [--batch=N] \\
-      [--temperature=1.0] [--top_k=K] [--top_p=P] [--guidance=S] [--steps=T]
+      [--temperature=1.0] [--top_k=K] [--top_p=P] [--guidance=S] [--steps=T] \\
+      [--choice_temperature=C]
 
 writes, for a tokenizer's (VQ-VAE's) workdir, encode.jaxexport (images -> code
 grids) and decode.jaxexport (code grids -> images); for a prior's, sample.jaxexport

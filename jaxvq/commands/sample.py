@@ -1,7 +1,8 @@
 """New images from a prior and its VQ-VAE's decoder.
 
   jaxvq sample --workdir=PRIOR_DIR --num_samples=64 [--label=3] [--temperature=1.0] \\
-      [--top_k=K] [--top_p=P] [--guidance=S] [--steps=T] [--seed=0] --output=samples.png
+      [--top_k=K] [--top_p=P] [--guidance=S] [--steps=T] [--choice_temperature=C] \\
+      [--seed=0] --output=samples.png
 
 samples code grids from the prior (one compiled loop),
 decodes them with the VQ-VAE checkpoint the codes were made with, and writes

@@ -17,6 +17,9 @@ def define_flags() -> None:
                      "prior trained with label dropout.")
   flags.DEFINE_integer("steps", SAMPLE_OPTIONS["steps"], "Parallel decoding steps of a masked "
                        "prior (MaskGIT; 0: its default).")
+  flags.DEFINE_float("choice_temperature", SAMPLE_OPTIONS["choice_temperature"], "Scale of "
+                     "the Gumbel noise on a masked prior's confidences, annealed to 0 over the "
+                     "steps (MaskGIT; 0: the most confident codes first; unset: its config's).")
 
 
 def options() -> dict:

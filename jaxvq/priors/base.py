@@ -48,7 +48,7 @@ class Prior(Model):
   HAS_LIKELIHOOD = True
   SAMPLERS = {"compiled_loop": "sample"}
   # The options `sample` takes besides temperature (jaxvq.sampling.SAMPLE_OPTIONS names them
-  # all and checks their values): top_k, top_p, guidance, steps.
+  # all and checks their values): top_k, top_p, guidance, steps, choice_temperature.
   SAMPLE_OPTIONS: tuple = ()
   SUMMARY_METRICS = ("bits_per_code",)
 

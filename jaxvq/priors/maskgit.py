@@ -55,7 +55,7 @@ class MaskGITPrior(Prior):
   }
   HAS_LIKELIHOOD = False
   SAMPLERS = {"compiled_loop": "sample"}
-  SAMPLE_OPTIONS = ("top_k", "top_p", "guidance", "steps")
+  SAMPLE_OPTIONS = ("top_k", "top_p", "guidance", "steps", "choice_temperature")
   SUMMARY_METRICS = ("masked_bits_per_code",)
 
   def __init__(self, cfg, grid_shape, *, dtype=jnp.float32, rngs: nnx.Rngs):
@@ -140,12 +140,15 @@ class MaskGITPrior(Prior):
 
   def sample(self, key: jax.Array, num: int, labels=None, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, guidance: float = 1.0,
-             steps: int = 0) -> jax.Array:
+             steps: int = 0, choice_temperature: float | None = None) -> jax.Array:
     """`num` code grids [num, h, w] by MaskGIT's parallel decoding in one compiled loop of
-    `steps` forward passes (0: config decoding_steps); top_k, top_p, guidance and steps are
-    Python numbers (fixed when compiled)."""
+    `steps` forward passes (0: config decoding_steps), the confidences' Gumbel noise scaled by
+    `choice_temperature` (None: config choice_temperature); top_k, top_p, guidance, steps and
+    choice_temperature are Python numbers (fixed when compiled)."""
+    if choice_temperature is None:
+      choice_temperature = self.choice_temperature
     codes, _ = decoding.parallel_decode(
         key, lambda tokens: self.sampling_logits(tokens, labels, guidance), num,
         self.num_positions, self.mask_token, steps or self.decoding_steps, temperature,
-        self.choice_temperature, top_k, top_p)
+        choice_temperature, top_k, top_p)
     return codes.reshape((num,) + self.grid_shape)

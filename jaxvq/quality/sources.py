@@ -177,7 +177,7 @@ def load_images(source: str, num: int, *, temperature: float = 1.0, seed: int = 
     num: N, how many images.
     temperature: the prior's softmax temperature (prior: only).
     sample_options: the prior's other sampling options (jaxvq.sampling.SAMPLE_OPTIONS:
-      top_k, top_p, guidance, steps; prior: only).
+      top_k, top_p, guidance, steps, choice_temperature; prior: only).
     seed: the draws' seed (and the training-split subset's).
     chunk: images generated per compiled call.
   """

@@ -48,7 +48,7 @@ NARROW = {"num_residual_blocks": 1, "num_layers": 2, "depth": 1}
 NUM_SAMPLES = 8   # the batch of the samplers and of `generate`
 # A value that turns each of jaxvq.sampling.SAMPLE_OPTIONS on, so that the truncated and
 # guided ways of drawing lower too.
-OPTIONS_ON = {"top_k": 2, "top_p": 0.9, "guidance": 1.5, "steps": 2}
+OPTIONS_ON = {"top_k": 2, "top_p": 0.9, "guidance": 1.5, "steps": 2, "choice_temperature": 9.0}
 
 
 @dataclasses.dataclass(frozen=True)
