@@ -8,7 +8,7 @@ download CIFAR-10 or ImageNet:
   python train.py --config=configs/vqgan_imagenet128.py --config.dataset=folder:photos64 \\
       --config.image_size=64 --workdir=workdirs/photos64
 
-The crops share about twenty scenes, so the folder's test split holds out crops, not scenes.
+The crops share sixteen scenes, so the folder's test split holds out crops, not scenes.
 """
 import json
 

@@ -3,13 +3,14 @@ inside scikit-image, resized to one size and saved as PNG files.
 
 It is for machines that cannot download CIFAR-10 or ImageNet: the photo configs
 (configs/vqvae_imagenet128.py, configs/vqgan_imagenet128.py, ...) can train on it through
-`config.dataset=folder:DIR`. Every crop comes from about twenty photos, so the folder's
+`config.dataset=folder:DIR`. Every crop comes from sixteen photos, so the folder's
 random 90/10 split holds out crops, not scenes: a test number measured on it says how well a
 model fits these photos, not how it generalises to new ones.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 
@@ -63,8 +64,11 @@ def save_photo_crops(output: str, num: int, size: int = 64, seed: int = 0) -> di
   rng = np.random.default_rng(seed)
   names = sorted(photos)
   counts = dict.fromkeys(names, 0)
-  partial = output.rstrip(os.sep) + ".partial"
-  os.makedirs(partial, exist_ok=True)
+  # Written into a new hidden folder beside OUTPUT, then renamed: a killed run leaves no half
+  # folder at OUTPUT, and nothing already on disk is written into.
+  parent = os.path.dirname(os.path.abspath(output))
+  os.makedirs(parent, exist_ok=True)
+  partial = tempfile.mkdtemp(prefix=f".{os.path.basename(output.rstrip(os.sep))}.", dir=parent)
   for i in range(num):
     name = names[rng.integers(len(names))]
     photo = photos[name]
