@@ -149,7 +149,7 @@ def test_sampling_draws_codes_with_no_mask_left_and_the_key_decides():
 
 
 def test_the_choice_temperature_option_reaches_the_decoder_and_unset_is_the_configs():
-  prior = _prior(choice_temperature=4.5)
+  prior = _prior(choice_temperature=30.0)
   labels = jnp.array([0, 1, 2, 3])
 
   def draw(choice_temperature):
@@ -162,11 +162,11 @@ def test_the_choice_temperature_option_reaches_the_decoder_and_unset_is_the_conf
         prior.decoding_steps, 1.0, choice_temperature)
     return codes.reshape((4,) + GRID)
 
-  np.testing.assert_array_equal(draw(None), decoded(4.5))
+  np.testing.assert_array_equal(draw(None), decoded(30.0))   # unset: the config's
   np.testing.assert_array_equal(draw(4.5), decoded(4.5))
   np.testing.assert_array_equal(draw(0.0), decoded(0.0))
-  np.testing.assert_array_equal(draw(30.0), decoded(30.0))
   assert not np.array_equal(decoded(0.0), decoded(30.0))
+  assert not np.array_equal(decoded(4.5), decoded(30.0))
 
 
 @pytest.mark.parametrize("options, message", [
