@@ -6,7 +6,7 @@ trained against the decoder, with the adaptive weight that balances the two.
 Generator and discriminator are trained by one optimizer step on one loss, from one forward
 pass (simultaneous updates):
 
-  loss = L_rec + q_loss + [step >= disc_start_step] (lambda L_G + L_D)   (not computed before)
+  loss = L_rec + q_loss + [step >= disc_start_step] (lambda L_G + L_D)
   L_rec = mean_b(reconstruction_b + perceptual_weight * perceptual_b)
   L_G   = generator_loss(D_sg(x_hat)),   the discriminator's parameters held (stop_gradient)
   L_D   = discriminator_loss(D(x), D(sg(x_hat))) + lecam_weight R_LC + r1_weight / 2 R1
@@ -130,36 +130,27 @@ class Adversarial(nnx.Module):
     return value_and_gradient_of(
         lambda images: (ops.generator_loss(self.kind, held(images)), None), x_hat)
 
-  def loss(self, x: jax.Array, x_hat: jax.Array, grad_reconstruction: Callable[[], jax.Array],
+  def loss(self, x: jax.Array, x_hat: jax.Array, grad_reconstruction: jax.Array,
            last_layer_pullback: Callable) -> tuple:
     """([step >= start] (lambda L_G + L_D), metrics).
 
-    Before the start step the terms are not computed at all (a `lax.cond`, so that the steps
-    before a late start cost what squared error's do); their metrics are then 0.
-
     Args:
       x, x_hat: images and their reconstructions [B, H, W, C].
-      grad_reconstruction: () -> the gradient of L_rec with respect to x_hat (the adaptive
-        weight's numerator; called only with it, and only once the discriminator acts).
+      grad_reconstruction: the gradient of L_rec with respect to x_hat (the adaptive weight's
+        numerator; unused without it).
       last_layer_pullback: g -> the gradient with respect to the decoder's last kernel of a
         loss whose gradient with respect to x_hat is g.
     """
-    def terms():
-      g_loss, g_grad, _ = self.generator_loss(x_hat)
-      weight = jnp.float32(self.weight)
-      if self.adaptive:
-        weight = weight * ops.adaptive_weight(last_layer_pullback(grad_reconstruction()),
-                                              last_layer_pullback(g_grad))
-      d_loss, metrics = self.discriminator_terms(x, x_hat)
-      metrics.update(g_loss=g_loss, adversarial_weight=weight)
-      return weight * linearized(g_loss, g_grad, x_hat) + d_loss, metrics
-
-    def skipped():
-      return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(terms))
-
+    g_loss, g_grad, _ = self.generator_loss(x_hat)
+    weight = jnp.float32(self.weight)
+    if self.adaptive:
+      adaptive = ops.adaptive_weight(last_layer_pullback(grad_reconstruction),
+                                     last_layer_pullback(g_grad))
+      weight = weight * adaptive
+    d_loss, metrics = self.discriminator_terms(x, x_hat)
     active = self.active()
-    loss, metrics = jax.lax.cond(active > 0, terms, skipped)
-    return loss, {**metrics, "disc_active": active}
+    metrics.update(g_loss=g_loss, adversarial_weight=weight, disc_active=active)
+    return active * (weight * linearized(g_loss, g_grad, x_hat) + d_loss), metrics
 
   def update_after_step(self, metrics: dict, step: jax.Array) -> None:
     """Counts the step; moves LeCam's averages toward this batch's mean logits."""

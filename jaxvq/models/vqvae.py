@@ -238,7 +238,7 @@ class VQVAE(Model):
       metrics["perceptual"] = distance
     if adversarial:
       adversarial_loss, gan_metrics = self.adversarial.loss(
-          x, x_hat, lambda: self._grad_reconstruction(x, x_hat, grad_perceptual),
+          x, x_hat, self._grad_reconstruction(x, x_hat, grad_perceptual),
           self._last_layer_pullback(hidden))
       loss = loss + adversarial_loss
       batch_metrics.update(gan_metrics)
