@@ -17,6 +17,9 @@ p(z | y): since p(x) >= p(y) p(x | y), a uniform p(y) over the classes adds
 log2(num_classes) bits per image (the label's share, reported apart).
 
   bound = likelihood_bound.nll_bound("workdirs/prior")   # or: jaxvq bits --workdir=...
+
+`prior_bits` is the prior's part alone (jaxvq bits --codes_only), for any prior and tokenizer:
+its test bits per code over the tokenizer's test codes.
 """
 from __future__ import annotations
 
@@ -106,3 +109,40 @@ def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) 
           "decoder_bits_per_dim": to_bits(decoder_nats),
           "label_bits_per_dim": to_bits(label_nats),
           "prior_bits_per_code": prior_nats / (math.prod(prior.grid_shape) * math.log(2.0))}
+
+
+def prior_bits(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) -> dict:
+  """The prior's test bits per code over its tokenizer's test codes: -log2 p(codes | label)
+  for a prior with an exact likelihood; for MaskGIT (no likelihood of its parallel decoder),
+  the exact likelihood of its decoder that unmasks one code per step in raster order
+  (`MaskGITPrior.ordered_nll`), which compares its conditionals with an autoregressive
+  prior's.
+
+  Returns:
+    {"examples", "prior_bits_per_code", "likelihood": "exact" or "raster_one_code_per_step"}.
+  """
+  if jax.process_count() > 1:
+    raise BoundError(f"the bits are computed by one process: compute them on one host "
+                     f"({prior_workdir})")
+  prior_run = load_prior(prior_workdir)
+  prior = prior_run.model
+  if prior.HAS_LIKELIHOOD:
+    likelihood, nll = "exact", lambda model, codes, labels: model.code_nll(codes, labels)
+  elif hasattr(prior, "ordered_nll"):
+    likelihood = "raster_one_code_per_step"
+    nll = lambda model, codes, labels: model.ordered_nll(codes, labels)
+  else:
+    raise BoundError(f"the {prior_run.config.model.name} prior in {prior_workdir} gives no "
+                     f"likelihood of the codes")
+  test = prior_run.experiment.dataset.test
+  num = min(num_examples or len(test), len(test))
+  step = prior_run.jit(nll)
+  mesh = prior_run.experiment.mesh
+  batch_size = sharding.round_up_to_devices(min(batch_size, num), mesh)
+  total = 0.0
+  for indices, mask in eval_batches(num, batch_size):
+    batch = (test.inputs(indices).astype(np.int32), test.labels(indices).astype(np.int32))
+    nats = step(*sharding.shard_batch(batch, mesh))
+    total += float(np.sum(np.asarray(sharding.to_host(nats)) * mask))
+  return {"examples": num, "likelihood": likelihood,
+          "prior_bits_per_code": total / (num * prior.num_positions * math.log(2.0))}

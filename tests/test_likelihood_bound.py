@@ -96,6 +96,10 @@ def test_bound_over_the_test_images_is_the_prior_s_and_the_decoder_s_evaluations
   np.testing.assert_allclose(bound["prior_bits_per_dim"], prior_final["bits_per_image_dim"],
                              rtol=1e-4)
   np.testing.assert_allclose(bound["decoder_bits_per_dim"], vq_final["bits_per_dim"], rtol=1e-4)
+  alone = likelihood_bound.prior_bits(prior_dir, num_examples=400, batch_size=150)
+  assert alone["likelihood"] == "exact"
+  np.testing.assert_allclose(alone["prior_bits_per_code"], prior_final["bits_per_code"],
+                             rtol=1e-4)
   np.testing.assert_allclose(bound["label_bits_per_dim"], np.log2(10) / 784, rtol=1e-6)
   np.testing.assert_allclose(
       bound["bits_per_dim"],

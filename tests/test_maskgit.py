@@ -13,7 +13,7 @@ import pytest
 import jaxvq
 from jaxvq import sampling
 from jaxvq.errors import BoundError, ConfigError, SampleError
-from jaxvq.likelihood_bound import nll_bound
+from jaxvq.likelihood_bound import nll_bound, prior_bits
 from jaxvq.ops import decoding
 from jaxvq.registry import build_model
 from jaxvq.tokens import codes as codes_lib
@@ -115,6 +115,27 @@ def test_every_position_sees_every_other_and_the_class():
   assert not np.allclose(base, prior.masked_logits(tokens, jnp.array([4])))
   with pytest.raises(NotImplementedError, match="no exact likelihood"):
     prior.code_nll(*_random_codes(2))
+
+
+@pytest.mark.parametrize("order", [None, (2, 0, 3, 1)])
+def test_the_one_code_per_step_likelihood_sums_to_1_and_is_the_chain_rule(order):
+  """Over all 3^4 grids of a 2x2 grid of K = 3 codes, exp(-ordered_nll) sums to 1 (each factor
+  conditions on the codes decoded before it, never on its own), and the first grid's nats are
+  the chain rule's factors by hand."""
+  prior = build_model(_model_config(num_codes=3, decoding_steps=2), (2, 2), seed=3)
+  grids = jnp.asarray(np.stack(np.meshgrid(*[np.arange(3)] * 4, indexing="ij"), -1)
+                      .reshape(-1, 2, 2), jnp.int32)                     # [81, 2, 2]
+  labels = jnp.full((81,), 4, jnp.int32)
+  nats = prior.ordered_nll(grids, labels, order)
+  np.testing.assert_allclose(jnp.sum(jnp.exp(-nats)), 1.0, rtol=1e-5)
+  steps = order or (0, 1, 2, 3)
+  flat, by_hand = np.asarray(grids[40]).reshape(-1), 0.0
+  for i, position in enumerate(steps):
+    tokens = np.full(4, 3)
+    tokens[list(steps[:i])] = flat[list(steps[:i])]
+    logits = prior.masked_logits(jnp.asarray(tokens)[None], labels[:1])[0, position]
+    by_hand -= jax.nn.log_softmax(logits)[flat[position]]
+  np.testing.assert_allclose(nats[40], by_hand, rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -234,3 +255,12 @@ def test_trains_resumes_exactly_samples_images_and_has_no_likelihood_bound(tiny_
   with pytest.raises(BoundError, match="maskgit prior .* gives no exact likelihood") as error:
     nll_bound(resumed)
   assert "\n" not in str(error.value)
+  # `jaxvq bits --codes_only`: the raster one-code-per-step likelihood of the test codes, in
+  # batches (the last one padded) as the model's own on the whole split.
+  bits = prior_bits(resumed, num_examples=40, batch_size=16)
+  assert bits["examples"] == 40 and bits["likelihood"] == "raster_one_code_per_step"
+  test = b.experiment.dataset.test
+  nats = b.model.ordered_nll(jnp.asarray(test.inputs(np.arange(40)), jnp.int32),
+                             jnp.asarray(test.labels(np.arange(40))))
+  np.testing.assert_allclose(bits["prior_bits_per_code"],
+                             float(jnp.mean(nats)) / (49 * math.log(2)), rtol=1e-5)

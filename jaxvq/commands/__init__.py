@@ -10,7 +10,8 @@ COMMANDS = {
     "sample": "new images from a trained prior: --workdir=PRIOR_DIR --output=samples.png",
     "export": "a trained run as jax.export functions, served with jax alone: --workdir=DIR "
               "--output=DIR",
-    "bits": "the VQ-VAE's bound on the test NLL in bits/dim: --workdir=PRIOR_DIR",
+    "bits": "the VQ-VAE's bound on the test NLL in bits/dim (--codes_only: the prior's "
+            "bits per code): --workdir=PRIOR_DIR",
     "plot": "training curves of runs in one PNG: --workdir=DIR [--workdir=DIR2 ...]",
     "bench": "time a config's compiled train step (layers, formulations, peers, sampling)",
     "compare": "train a VQ-VAE config in several codebook variants, side by side",

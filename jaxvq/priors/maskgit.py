@@ -102,6 +102,27 @@ class MaskGITPrior(Prior):
     picked = jnp.take_along_axis(log_p, flat[..., None], axis=-1)[..., 0]      # [B, N]
     return -jnp.sum(jnp.where(masks, picked, 0.0), axis=-1), jnp.sum(masks, axis=-1)
 
+  def ordered_nll(self, codes: jax.Array, labels=None, order=None) -> jax.Array:
+    """-log p in nats [B] of code grids [B, h, w] under the decoder that unmasks one code per
+    step in `order` (a permutation of the N positions; None: raster order):
+    sum_i -log p(c_order[i] | the codes order[:i], the rest masked).
+
+    Each factor is a normalised distribution, so this is an exact likelihood of that one-code-
+    per-step decoder (not of the parallel decoder, which draws several codes at once): with
+    raster order it compares MaskGIT's conditionals with an autoregressive prior's bits per
+    code. N forward passes, one per position."""
+    flat = codes.reshape(codes.shape[0], -1)
+    order = jnp.arange(self.num_positions) if order is None else jnp.asarray(order)
+    rank = jnp.argsort(order)                                  # rank[p]: the step p is decoded
+
+    def add_position(i, nats):
+      tokens = jnp.where(rank < i, flat, self.mask_token)      # the codes before step i
+      log_p = jax.nn.log_softmax(self.masked_logits(tokens, labels)[:, order[i]])  # [B, K]
+      return nats - jnp.take_along_axis(log_p, flat[:, order[i], None], axis=-1)[:, 0]
+
+    return jax.lax.fori_loop(0, self.num_positions, add_position,
+                             jnp.zeros(flat.shape[:1], jnp.float32))
+
   def code_nll(self, codes: jax.Array, labels=None) -> jax.Array:
     raise NotImplementedError(
         "the maskgit prior gives no exact likelihood of a code grid (it is trained to predict "
