@@ -43,6 +43,16 @@ def bound_bits_per_dim(prior_nats: jax.Array, decoder_nats: jax.Array, num_dims:
   return likelihoods.nats_to_bits_per_dim(prior_nats + decoder_nats + label_nats, num_dims)
 
 
+def _check_one_process_and_count(prior_workdir: str, num_examples: int) -> None:
+  """Refuses, before anything is loaded, what neither computation can do."""
+  if num_examples < 0:
+    raise BoundError(f"num_examples {num_examples} is negative: give 0 (the whole test split) "
+                     f"or a number of test examples")
+  if jax.process_count() > 1:
+    raise BoundError(f"the bits are computed by one process: compute them on one host "
+                     f"({prior_workdir})")
+
+
 def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) -> dict:
   """The bound over the test split, from a prior and the VQ-VAE whose codes it learned.
 
@@ -60,9 +70,7 @@ def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) 
     BoundError when the prior has no exact likelihood, or the VQ-VAE's decoder is no
     likelihood of the pixels (an MSE).
   """
-  if jax.process_count() > 1:
-    raise BoundError(f"the bound is computed by one process: compute it on one host "
-                     f"({prior_workdir})")
+  _check_one_process_and_count(prior_workdir, num_examples)
   prior_run = load_prior(prior_workdir)
   if not prior_run.model.HAS_LIKELIHOOD:
     raise BoundError(f"the {prior_run.config.model.name} prior in {prior_workdir} gives no exact "
@@ -121,9 +129,7 @@ def prior_bits(prior_workdir: str, num_examples: int = 0, batch_size: int = 500)
   Returns:
     {"examples", "prior_bits_per_code", "likelihood": "exact" or "raster_one_code_per_step"}.
   """
-  if jax.process_count() > 1:
-    raise BoundError(f"the bits are computed by one process: compute them on one host "
-                     f"({prior_workdir})")
+  _check_one_process_and_count(prior_workdir, num_examples)
   prior_run = load_prior(prior_workdir)
   prior = prior_run.model
   if prior.HAS_LIKELIHOOD:

@@ -117,3 +117,10 @@ def test_bound_refuses_a_vqvae_trained_with_the_mse(trained_prior):
   # The session's prior (tests/conftest.py), on the codes of the tiny VQ-VAE: likelihood='mse'.
   with pytest.raises(likelihood_bound.BoundError, match="likelihood='mse'"):
     likelihood_bound.nll_bound(trained_prior.workdir, num_examples=100)
+
+
+@pytest.mark.parametrize("compute", [likelihood_bound.nll_bound, likelihood_bound.prior_bits])
+def test_a_negative_number_of_examples_is_refused_before_anything_is_read(compute, tmp_path):
+  with pytest.raises(likelihood_bound.BoundError, match="num_examples -3 is negative") as error:
+    compute(str(tmp_path / "no_such_run"), num_examples=-3)
+  assert "\n" not in str(error.value)
