@@ -121,7 +121,7 @@ def nll_bound(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) 
 
 def prior_bits(prior_workdir: str, num_examples: int = 0, batch_size: int = 500) -> dict:
   """The prior's test bits per code over its tokenizer's test codes: -log2 p(codes | label)
-  for a prior with an exact likelihood; for MaskGIT (no likelihood of its parallel decoder),
+  (given the test label, for a class-conditional prior) for a prior with an exact likelihood; for MaskGIT (no likelihood of its parallel decoder),
   the exact likelihood of its decoder that unmasks one code per step in raster order
   (`MaskGITPrior.ordered_nll`), which compares its conditionals with an autoregressive
   prior's.

@@ -20,7 +20,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("workdir", None, "Workdir of a trained PixelCNN prior.")
+  flags.DEFINE_string("workdir", None, "Workdir of a trained prior (for the bound: one with an "
+                      "exact likelihood, on a discretized-Gaussian VQ-VAE's codes).")
   flags.DEFINE_integer("num_examples", 0, "The first this many test images (0: all).")
   flags.DEFINE_bool("codes_only", False, "Only the prior's test bits per code (any prior; "
                     "no pixel likelihood needed).")
