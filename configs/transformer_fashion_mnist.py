@@ -9,7 +9,8 @@ Class-conditional on the 10 labels, the class replaced by "no class" in 10% of t
 grids, so that `jaxvq sample --guidance=S` can use classifier-free guidance; K and the 7x7
 grid come from the codes. 2,400 steps at learning rate 3e-3: no more wall time on a CPU than
 configs/pixelcnn_fashion_mnist_large.py's 3,000 steps, and lower test bits per code
-(docs/priors.md).
+(docs/priors.md). Twice the steps (--config.num_train_steps=4800) give the best samples
+measured so far (docs/priors.md#the-best-prior-guidance-125-and-twice-the-training).
 """
 from jaxvq.config import get_config as base_config
 
