@@ -271,8 +271,8 @@ def test_ctrl_c_saves_the_current_step_exits_130_and_the_rerun_resumes(tiny_conf
   while not (os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))):
     assert process.poll() is None and time.time() < deadline, process.stderr.read()
     time.sleep(0.01)
-  # The saved checkpoints' files; one Orbax is still writing (STEP.orbax-checkpoint-tmp) is
-  # renamed when it finishes, so it is not one of them.
+  # The saved checkpoints' files: a checkpoint Orbax is still writing (STEP.orbax-checkpoint-tmp)
+  # is renamed when it finishes, so it is not one of them.
   before = {k: v for k, v in _file_hashes(directory).items()
             if "orbax-checkpoint-tmp" not in k.split(os.sep)[0]}
   assert before   # at least the finished checkpoint the loop above waited for
